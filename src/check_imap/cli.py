@@ -1,0 +1,257 @@
+"""Command line of check_imap: argparse -> Options. Usage errors are UNKNOWN (exit 3).
+
+argparse exits 2 on bad input, which Nagios reads as CRITICAL; the plugin guidelines
+want UNKNOWN for bad options and for --help/--version alike. Nothing heavy is imported
+here, so ``--help`` and ``--version`` start as fast as Python does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from typing import NoReturn
+
+from . import __version__
+from .options import PHASES, Options, UsageError
+from .text import sanitize
+
+UNKNOWN = 3
+PROG = "check_imap"
+
+EPILOG = """\
+examples:
+  check_imap -H imap.example.org                      plain IMAP on port 143
+  check_imap -H imap.example.org --tls                implicit TLS (IMAPS) on port 993
+  check_imap -H imap.example.org --starttls -w 1 -c 3 STARTTLS on 143, time thresholds
+  check_imap -H 192.0.2.7 --tls --sni imap.example.org --ca-file /etc/ssl/my-ca.pem
+  check_imap -H imap.example.org --tls --connect-critical 0.5 --strict-logout -v
+
+thresholds use the Nagios range syntax: "1" alerts above 1s, "0.2:1" outside 0.2..1s,
+"@0:0.1" inside. A network timeout is CRITICAL unless --timeout-state says otherwise.
+
+LOGOUT: any healthy ending (BYE and tagged OK, BYE then close, OK without BYE, or
+the server simply closing or resetting the connection) is OK and named in the
+output; a NO/BAD reply or a reply with a foreign tag is WARNING; --strict-logout
+also makes a missing BYE a WARNING.
+
+exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for --help and --version).
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose every exit is a plugin UNKNOWN."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            sys.stdout.write(message)
+        sys.stdout.flush()
+        sys.exit(UNKNOWN)
+
+    def print_help(self, file: object = None) -> None:
+        super().print_help(sys.stdout)
+
+
+def build_parser() -> Parser:
+    p = Parser(
+        prog=PROG,
+        usage="%(prog)s -H HOST [-p PORT] [--tls | --starttls] [options]",
+        description="Check an IMAP server: greeting, optional TLS or STARTTLS, and a "
+        "tolerant LOGOUT; Nagios/Icinga exit codes and performance data.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("-V", "--version", action="version", version=f"{PROG} {__version__}")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more detail: capabilities, TLS, timings, transcript (up to -vvv)",
+    )
+
+    net = p.add_argument_group("connection")
+    net.add_argument(
+        "-H",
+        "--hostname",
+        metavar="HOST",
+        required=True,
+        help="host name or IP address of the IMAP server",
+    )
+    net.add_argument(
+        "-p", "--port", type=_port, metavar="PORT", help="TCP port (default 143; 993 with --tls)"
+    )
+    mode = net.add_mutually_exclusive_group()
+    mode.add_argument("--tls", action="store_true", help="implicit TLS (IMAPS) from the first byte")
+    mode.add_argument(
+        "--starttls",
+        action="store_true",
+        help="plain connection upgraded with STARTTLS, which must be advertised",
+    )
+    fam = net.add_mutually_exclusive_group()
+    fam.add_argument(
+        "-4",
+        "--ipv4",
+        dest="family",
+        action="store_const",
+        const=socket.AF_INET,
+        help="use IPv4 only",
+    )
+    fam.add_argument(
+        "-6",
+        "--ipv6",
+        dest="family",
+        action="store_const",
+        const=socket.AF_INET6,
+        help="use IPv6 only",
+    )
+    net.add_argument(
+        "-t",
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="one deadline for the whole check, DNS to LOGOUT (default 10)",
+    )
+    net.add_argument(
+        "--timeout-state",
+        choices=("ok", "warning", "critical", "unknown"),
+        default="critical",
+        type=str.lower,
+        help="state when the deadline runs out (default critical)",
+    )
+
+    tls = p.add_argument_group("TLS (with --tls or --starttls)")
+    tls.add_argument(
+        "--sni",
+        metavar="NAME",
+        help="server name sent in TLS and verified in the certificate (default -H)",
+    )
+    tls.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="trust these CA certificates (PEM) instead of the system store",
+    )
+    tls.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the certificate (shown in the output)",
+    )
+    tls.add_argument(
+        "--min-tls",
+        choices=("1.2", "1.3"),
+        default="1.2",
+        help="lowest acceptable TLS version (default 1.2)",
+    )
+
+    th = p.add_argument_group("thresholds (seconds, Nagios range syntax)")
+    th.add_argument("-w", "--warning", metavar="RANGE", help="total response time warning")
+    th.add_argument("-c", "--critical", metavar="RANGE", help="total response time critical")
+    for phase in PHASES:
+        th.add_argument(f"--{phase}-warning", metavar="RANGE", help=f"{phase} time warning")
+        th.add_argument(f"--{phase}-critical", metavar="RANGE", help=f"{phase} time critical")
+
+    p.add_argument(
+        "--strict-logout",
+        action="store_true",
+        help="WARNING when the server ends the session without BYE",
+    )
+    return p
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r} (1-65535)")
+    return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not 0 < value <= 3600:  # also rejects nan and inf
+        raise argparse.ArgumentTypeError(f"timeout {text!r} must be above 0 and at most 3600")
+    return value
+
+
+def parse(argv: list[str] | None) -> Options:
+    args = build_parser().parse_args(argv)
+    host = args.hostname.strip()
+    if not host or any(ch.isspace() or not ch.isprintable() for ch in host):
+        raise UsageError(f"invalid host name {args.hostname!r}")
+    literal = _ip_family(host)
+    if literal and args.family and literal != args.family:
+        flag = "-4" if args.family == socket.AF_INET else "-6"
+        raise UsageError(f"{flag} contradicts the address {host}")
+    if (args.insecure or args.ca_file or args.sni) and not (args.tls or args.starttls):
+        raise UsageError("--sni, --ca-file and --insecure need --tls or --starttls")
+    if args.insecure and args.ca_file:
+        raise UsageError("--insecure and --ca-file contradict each other")
+    if args.ca_file:
+        _readable(args.ca_file, "--ca-file")
+    return Options(
+        host=host,
+        port=args.port or (993 if args.tls else 143),
+        family=args.family or socket.AF_UNSPEC,
+        tls=args.tls,
+        starttls=args.starttls,
+        sni=args.sni,
+        ca_file=args.ca_file,
+        insecure=args.insecure,
+        min_tls=args.min_tls,
+        timeout=args.timeout,
+        timeout_state=args.timeout_state,
+        warning=args.warning,
+        critical=args.critical,
+        phase_warning=_phase_ranges(args, "warning"),
+        phase_critical=_phase_ranges(args, "critical"),
+        strict_logout=args.strict_logout,
+        verbose=min(args.verbose, 3),
+    )
+
+
+def _ip_family(host: str) -> int:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return 0
+
+
+def _phase_ranges(args: argparse.Namespace, level: str) -> dict[str, str]:
+    ranges = {phase: getattr(args, f"{phase}_{level}") for phase in PHASES}
+    return {phase: text for phase, text in ranges.items() if text is not None}
+
+
+def _readable(path: str, option: str) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    # Server text may hold anything; never die on printing it in a C locale.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
+    try:
+        options = parse(argv)
+        from . import check  # nagiosplugin and ssl only once there is a check to run
+
+        check.run(options)
+    except UsageError as exc:
+        sys.stdout.write(f"IMAP UNKNOWN - {sanitize(str(exc), 300)} (see {PROG} --help)\n")
+        sys.stdout.flush()
+    sys.exit(UNKNOWN)

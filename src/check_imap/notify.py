@@ -1,0 +1,1 @@
+"""notify_on_change: placeholder, being written."""

@@ -1,0 +1,37 @@
+"""The validated options of one check run: plain data, no dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PHASES = ("connect", "tls", "greeting", "logout")
+"""Phases with their own timing metric (``time_<phase>``) and thresholds."""
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one UNKNOWN line, exit 3."""
+
+
+@dataclass(frozen=True)
+class Options:
+    host: str
+    port: int
+    family: int = 0  # socket.AF_UNSPEC, AF_INET or AF_INET6
+    tls: bool = False
+    starttls: bool = False
+    sni: str | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+    min_tls: str = "1.2"
+    timeout: float = 10.0
+    timeout_state: str = "critical"
+    warning: str | None = None
+    critical: str | None = None
+    phase_warning: dict[str, str] = field(default_factory=dict)
+    phase_critical: dict[str, str] = field(default_factory=dict)
+    strict_logout: bool = False
+    verbose: int = 0
+
+    @property
+    def mode(self) -> str:
+        return "tls" if self.tls else "starttls" if self.starttls else "plain"

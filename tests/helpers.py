@@ -1,0 +1,58 @@
+"""Run the installed commands as subprocesses, exactly as Nagios would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def command(name: str) -> str:
+    """The installed console script next to this interpreter (the venv's), else PATH."""
+    candidate = BIN / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} is not installed (pip install .)")
+    return found
+
+
+@dataclass
+class Run:
+    rc: int
+    out: str
+    err: str
+    elapsed: float
+
+    @property
+    def first_line(self) -> str:
+        return self.out.split("\n", 1)[0]
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+def run(name: str, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> Run:
+    full_env = dict(os.environ, **(env or {}))
+    start = time.monotonic()
+    proc = subprocess.run(
+        [command(name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        check=False,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+
+
+def check_imap(*args: str, timeout: float = 60) -> Run:
+    return run("check_imap", *args, timeout=timeout)
