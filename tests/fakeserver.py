@@ -28,6 +28,7 @@ class Conn:
         self.sock: socket.socket = raw
         self.buf = b""
         raw.settimeout(20)  # a script must never hang the test run
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -142,5 +143,6 @@ def serve(script: Script, tls: ssl.SSLContext | None = None) -> Iterator[FakeSer
 
 def server_context(crt: str, key: str) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # the fake server must be able to serve weak keys
     ctx.load_cert_chain(crt, key)
     return ctx

@@ -49,7 +49,7 @@ class Cert:
 
 def make_key(kind: str = "rsa", size: int = 2048) -> PrivateKey:
     if kind == "ec":
-        curve = {256: ec.SECP256R1(), 384: ec.SECP384R1(), 192: ec.SECP192R1()}[size]
+        curve = {256: ec.SECP256R1(), 384: ec.SECP384R1(), 224: ec.SECP224R1()}[size]
         return ec.generate_private_key(curve)
     return rsa.generate_private_key(public_exponent=65537, key_size=size)
 
@@ -170,3 +170,105 @@ def write_ca(directory: Path, ca: Cert, name: str = "ca.crt") -> Path:
     path = directory / name
     path.write_bytes(ca.pem)
     return path
+
+
+def resign_with_openssl(cert: Cert, issuer: Cert, digest: str, directory: Path) -> Cert:
+    """Re-sign ``cert`` with a digest cryptography refuses (SHA-1, MD5), via the openssl CLI."""
+    import subprocess
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "in.crt").write_bytes(cert.pem)
+    (directory / "in.key").write_bytes(cert.key_pem)
+    (directory / "ca.crt").write_bytes(issuer.pem)
+    (directory / "ca.key").write_bytes(issuer.key_pem)
+    (directory / "ext.cnf").write_text(
+        "subjectAltName="
+        + ",".join(
+            ("IP:" if n.value.__class__.__name__.startswith("IPv") else "DNS:") + str(n.value)
+            for n in cert.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        )
+        + "\n"
+    )
+    days_left = max(1, (cert.cert.not_valid_after_utc - NOW).days)
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-in",
+            str(directory / "in.crt"),
+            "-signkey",
+            str(directory / "in.key"),
+            "-x509toreq",
+            "-out",
+            str(directory / "in.csr"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(directory / "in.csr"),
+            "-CA",
+            str(directory / "ca.crt"),
+            "-CAkey",
+            str(directory / "ca.key"),
+            "-set_serial",
+            "4242",
+            f"-{digest}",
+            "-days",
+            str(days_left),
+            "-extfile",
+            str(directory / "ext.cnf"),
+            "-out",
+            str(directory / "out.crt"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    signed = x509.load_pem_x509_certificate((directory / "out.crt").read_bytes())
+    return Cert(signed, cert.key)
+
+
+def openssl_root(directory: Path, cn: str, digest: str) -> Cert:
+    """A self-signed CA made by the openssl CLI, signed with ``digest`` (e.g. sha1)."""
+    import subprocess
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    directory.mkdir(parents=True, exist_ok=True)
+    key, crt = directory / "root.key", directory / "root.crt"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-subj",
+            f"/CN={cn}",
+            "-days",
+            "3650",
+            f"-{digest}",
+            "-addext",
+            "basicConstraints=critical,CA:true",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    private = load_pem_private_key(key.read_bytes(), None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    return Cert(x509.load_pem_x509_certificate(crt.read_bytes()), private)

@@ -19,8 +19,10 @@ from pki import NOW, days, make_ca, make_leaf, write_ca, write_server_files
 
 GREETING = b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] fake ready\r\n"
 NUM = r"\d+\.\d+"
-PERF = rf"\| time={NUM}s;;;0;{NUM} time_connect={NUM}s;;;0 time_greeting={NUM}s;;;0 time_logout={NUM}s;;;0"
-PERF_TLS = PERF + rf" time_tls={NUM}s;;;0"
+TIMES = rf"time={NUM}s;;;0;{NUM} time_connect={NUM}s;;;0 time_greeting={NUM}s;;;0 time_logout={NUM}s;;;0"
+PERF = rf"\| {TIMES}"
+PERF_TLS = rf"\| cert_days=\d+;21:;7: chain_days=\d+;21:;7: {TIMES} time_tls={NUM}s;;;0"
+CERT = r"certificate 'localhost' expires \d{4}-\d\d-\d\d"
 
 
 @dataclass
@@ -362,7 +364,7 @@ def test_tls_logout_endings_are_ok(pki: Pki, logout: object, summary: str) -> No
     assert_line(
         result,
         0,
-        rf"IMAP OK - localhost:{srv.port} answered in {NUM}s, TLSv1\.3, {summary} {PERF_TLS}",
+        rf"IMAP OK - localhost:{srv.port} answered in {NUM}s, TLSv1\.3, {CERT}, {summary} {PERF_TLS}",
     )
     assert result.elapsed < 1.5  # Courier keeps TCP open after close_notify: we must not wait
 
@@ -389,7 +391,7 @@ def test_starttls_ok(pki: Pki) -> None:
     assert_line(
         result,
         0,
-        rf"IMAP OK - localhost:{srv.port} answered in {NUM}s, TLSv1\.3, logout: BYE \+ tagged OK {PERF_TLS}",
+        rf"IMAP OK - localhost:{srv.port} answered in {NUM}s, TLSv1\.3, {CERT}, logout: BYE \+ tagged OK {PERF_TLS}",
     )
 
 
@@ -450,9 +452,12 @@ def test_plain_spoken_to_a_tls_port(pki: Pki) -> None:
 @pytest.mark.parametrize(
     ("cert", "problem"),
     [
-        ("expired", "certificate verify failed: certificate has expired"),
-        ("wronghost", "certificate is not valid for localhost"),
-        ("untrusted", "certificate verify failed: unable to get local issuer certificate"),
+        ("expired", r"certificate 'localhost' expired 3 days ago \(\d{4}-\d\d-\d\d\)"),
+        (
+            "wronghost",
+            "certificate 'wrong.example.invalid' is not valid for localhost: it covers wrong.example.invalid",
+        ),
+        ("untrusted", "certificate 'localhost' has an unknown issuer 'someone else's CA'"),
     ],
 )
 def test_bad_certificates_are_critical(pki: Pki, mode: str, cert: str, problem: str) -> None:
@@ -467,13 +472,27 @@ def test_bad_certificates_are_critical(pki: Pki, mode: str, cert: str, problem: 
 
 
 def test_insecure_is_explicit_in_the_output(pki: Pki) -> None:
-    with serve(greet_then(ok_logout), server_context(*pki.expired)) as srv:
+    with serve(greet_then(ok_logout), server_context(*pki.good)) as srv:
         result = check_imap("-H", "localhost", "-p", str(srv.port), "--tls", "--insecure")
     assert_line(
         result,
         0,
-        rf"IMAP OK - localhost:{srv.port} answered in {NUM}s, TLSv1\.3, logout: BYE \+ tagged OK "
-        rf"\(certificate NOT verified: --insecure\) {PERF_TLS}",
+        rf"IMAP OK - localhost:{srv.port} answered in {NUM}s, TLSv1\.3, {CERT}, logout: BYE \+ "
+        rf"tagged OK \(certificate NOT verified: --insecure\) {PERF_TLS}",
+    )
+
+
+def test_insecure_still_judges_expiry(pki: Pki) -> None:
+    with serve(greet_then(ok_logout), server_context(*pki.expired)) as srv:
+        result = check_imap("-H", "localhost", "-p", str(srv.port), "--tls", "--insecure")
+    perf = PERF_TLS.replace(r"cert_days=\d+", "cert_days=-3").replace(
+        r"chain_days=\d+", "chain_days=-3"
+    )
+    assert_line(
+        result,
+        2,
+        rf"IMAP CRITICAL - localhost:{srv.port}: certificate 'localhost' expired 3 days ago "
+        rf"\(\d{{4}}-\d\d-\d\d\) \(certificate NOT verified: --insecure\) {perf}",
     )
 
 
@@ -494,18 +513,26 @@ def test_verbose_output_layout(pki: Pki) -> None:
     assert result.rc == 0
     lines = result.lines
     assert re.fullmatch(
-        rf"IMAP OK - localhost:{srv.port} answered in {NUM}s, TLSv1\.3, logout: BYE \+ tagged OK",
+        rf"IMAP OK - localhost:{srv.port} answered in {NUM}s, TLSv1\.3, {CERT}, logout: BYE \+ tagged OK",
         lines[0],
     )
     assert lines[1] == f"server: localhost:{srv.port} (127.0.0.1:{srv.port}), STARTTLS"
     assert re.fullmatch(
         r"tls: TLSv1\.3 \S+ \(\d+ bits\), certificate verified for localhost", lines[2]
     )
-    assert lines[3] == "greeting: OK fake ready"
-    assert lines[4] == "capabilities before STARTTLS: IMAP4REV1 STARTTLS AUTH=PLAIN"
-    assert lines[5] == "capabilities: IMAP4REV1 AUTH=PLAIN"
-    assert lines[6] == "logout: BYE + tagged OK"
-    assert lines[7].startswith("timings: connect ")
-    assert lines[8] == "transcript:"
+    assert re.fullmatch(
+        r"certificate 0: 'localhost' \(localhost,127\.0\.0\.1,::1\) issuer 'check_imap test CA', expires \S+ \(364 days\), sha256 [0-9a-f]{64}",
+        lines[3],
+    )
+    assert re.fullmatch(
+        r"certificate 1: 'check_imap test CA' \(no SAN\) issuer 'check_imap test CA', expires \S+ \(3649 days\), sha256 [0-9a-f]{64}",
+        lines[4],
+    )
+    assert lines[5] == "greeting: OK fake ready"
+    assert lines[6] == "capabilities before STARTTLS: IMAP4REV1 STARTTLS AUTH=PLAIN"
+    assert lines[7] == "capabilities: IMAP4REV1 AUTH=PLAIN"
+    assert lines[8] == "logout: BYE + tagged OK"
+    assert lines[9].startswith("timings: connect ")
+    assert lines[10] == "transcript:"
     assert "C: a1 STARTTLS" in lines and "C: a3 LOGOUT" in lines
     assert re.fullmatch(PERF_TLS, lines[-1])

@@ -8,10 +8,14 @@ state. The Summary writes the single status line and the -v detail.
 from __future__ import annotations
 
 import math
+import sys
+import time
 from typing import Any
 
 import nagiosplugin
 
+from . import certpolicy
+from .certs import CryptoCache
 from .options import PHASES, Options, UsageError
 from .protocol import GreetingKind, LogoutEnding, Phase
 from .text import sanitize
@@ -46,6 +50,8 @@ class Imap(nagiosplugin.Resource):  # type: ignore[misc]
     def __init__(self, options: Options) -> None:
         self.options = options
         self.session: Session | None = None
+        self.now = time.time()
+        self.expiry: tuple[certpolicy.Expiry, certpolicy.Expiry] | None = None
 
     @property
     def name(self) -> str:
@@ -77,6 +83,26 @@ class Imap(nagiosplugin.Resource):  # type: ignore[misc]
             if phase in session.timings:
                 value = Seconds(session.timings[phase])
                 metrics.append(nagiosplugin.Metric(f"time_{phase}", value, "s", min=0))
+        if session.tls is not None:
+            metrics.extend(self._certificate_metrics(session))
+        return metrics
+
+    def _certificate_metrics(self, session: Session) -> list[nagiosplugin.Metric]:
+        tls = session.tls
+        if tls is None:
+            return []
+        self.now = time.time()
+        metrics = []
+        self.expiry = certpolicy.leaf_and_earliest(tls, self.now)
+        if self.expiry is not None:
+            leaf, earliest = self.expiry
+            metrics.append(nagiosplugin.Metric("cert_days", leaf.days, context="cert_days"))
+            metrics.append(nagiosplugin.Metric("chain_days", earliest.days, context="chain_days"))
+        cache = CryptoCache(self.options.cert_cache)
+        problems = [certpolicy.pin_problem(tls, self.options.fingerprints)]
+        weak = certpolicy.weaknesses(tls, self.options, cache)
+        cache.save()
+        metrics.append(nagiosplugin.Metric("tls", (problems[0], weak), context="tls"))
         return metrics
 
 
@@ -95,6 +121,12 @@ class SessionContext(nagiosplugin.Context):  # type: ignore[misc]
             if isinstance(error, NetworkTimeout):
                 state = STATES[self.options.timeout_state]
                 return nagiosplugin.Result(state, _timeout_hint(error.reason, self.options))
+            if isinstance(error, CertificateError):
+                name = self.options.sni or self.options.host
+                reason = certpolicy.explain_verify_failure(
+                    error.verify_code, error.reason, session.unverified, name, time.time()
+                )
+                return nagiosplugin.Result(nagiosplugin.Critical, reason)
             return nagiosplugin.Result(nagiosplugin.Critical, error.reason)
         if outcome.failure is not None:
             return nagiosplugin.Result(nagiosplugin.Critical, _failure_hint(session))
@@ -149,6 +181,45 @@ def _failure_hint(session: Session) -> str:
     return reason
 
 
+class ExpiryContext(nagiosplugin.ScalarContext):  # type: ignore[misc]
+    """Days left on the leaf (cert_days) or on the first-expiring chain certificate."""
+
+    def __init__(self, name: str, options: Options, resource: Imap) -> None:
+        super().__init__(name, f"{options.cert_warning}:", f"{options.cert_critical}:")
+        self.resource = resource
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: Imap) -> nagiosplugin.Result:
+        expiry = self.resource.expiry
+        if expiry is None:
+            return nagiosplugin.Result(nagiosplugin.Ok, metric=metric)
+        leaf, earliest = expiry
+        judged = leaf if self.name == "cert_days" else earliest
+        if self.name == "chain_days" and earliest.is_leaf:
+            return nagiosplugin.Result(nagiosplugin.Ok)  # the leaf is judged as cert_days
+        now = self.resource.now
+        text = judged.describe(now)
+        if now < judged.cert.not_before or self.critical.match(judged.days) is False:
+            return nagiosplugin.Result(nagiosplugin.Critical, text)
+        if self.warning.match(judged.days) is False:
+            return nagiosplugin.Result(nagiosplugin.Warn, text)
+        return nagiosplugin.Result(nagiosplugin.Ok, text)
+
+
+class TlsContext(nagiosplugin.Context):  # type: ignore[misc]
+    """Pinning (CRITICAL) and weak crypto (WARNING)."""
+
+    def __init__(self) -> None:
+        super().__init__("tls")
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: Imap) -> nagiosplugin.Result:
+        pin, weak = metric.value
+        if pin:
+            return nagiosplugin.Result(nagiosplugin.Critical, pin)
+        if weak:
+            return nagiosplugin.Result(nagiosplugin.Warn, "weak crypto: " + ", ".join(weak))
+        return nagiosplugin.Result(nagiosplugin.Ok)
+
+
 class ImapSummary(nagiosplugin.Summary):  # type: ignore[misc]
     """``host:port answered in 0.012s, TLSv1.3, logout: ...`` or the problems, worst first."""
 
@@ -163,6 +234,12 @@ class ImapSummary(nagiosplugin.Summary):  # type: ignore[misc]
         parts = [f"{target_name(self.options)} answered in {session.total:.3f}s"]
         if session.tls is not None:
             parts.append(session.tls.version)
+        if self.resource.expiry is not None:
+            leaf = self.resource.expiry[0]
+            parts.append(
+                f"certificate '{sanitize(leaf.cert.label, 60)}' expires "
+                f"{certpolicy.date(leaf.cert.not_after)}"
+            )
         greeting = session.outcome.greeting
         if greeting is not None and greeting.kind is GreetingKind.PREAUTH:
             parts.append("greeting PREAUTH")
@@ -172,7 +249,7 @@ class ImapSummary(nagiosplugin.Summary):  # type: ignore[misc]
     def problem(self, results: nagiosplugin.Results) -> str:
         problems = [r for r in results if r.state != nagiosplugin.Ok]
         problems.sort(key=lambda r: int(r.state), reverse=True)
-        text = "; ".join(str(r) for r in problems)
+        text = "; ".join(sanitize(str(r), 200) for r in problems)
         return f"{target_name(self.options)}: {text}{self._insecure_note()}"
 
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
@@ -198,6 +275,7 @@ def detail_lines(options: Options, session: Session) -> list[str]:
             else "certificate NOT verified (--insecure)"
         )
         lines.append(f"tls: {tls.version} {tls.cipher} ({tls.bits} bits), {checked}")
+        lines.extend(_chain_lines(session))
     if outcome.greeting is not None:
         greeting = outcome.greeting
         lines.append(f"greeting: {greeting.kind.value} {sanitize(greeting.text, 120)}".rstrip())
@@ -217,6 +295,28 @@ def detail_lines(options: Options, session: Session) -> list[str]:
         width = 1000 if options.verbose >= 3 else 200
         lines.append("transcript:")
         lines.extend(f"{d}: {sanitize(data, width)}" for d, data in session.transcript)
+    return lines
+
+
+def _chain_lines(session: Session) -> list[str]:
+    tls = session.tls
+    if tls is None:
+        return []
+    now = time.time()
+    chain = certpolicy.chain_facts(tls)
+    lines = []
+    for index, cert in enumerate(chain):
+        names = ",".join(cert.names[: certpolicy.MAX_NAMES_SHOWN]) or "no SAN"
+        lines.append(
+            sanitize(
+                f"certificate {index}: '{cert.label}' ({names}) issuer '{cert.issuer_cn}', "
+                f"expires {certpolicy.date(cert.not_after)} "
+                f"({certpolicy.plural(cert.days_left(now), 'day')}), sha256 {cert.sha256}",
+                300,
+            )
+        )
+    if sys.version_info < (3, 10):
+        lines.append("chain: Python 3.9 shows only the leaf certificate")
     return lines
 
 
@@ -249,6 +349,11 @@ def build(options: Options) -> nagiosplugin.Check:
                 fmt_metric=lambda m, _c, p=phase: f"{m.value:.3f}s {p} time",
             )
         )
+    contexts += [
+        ExpiryContext("cert_days", options, resource),
+        ExpiryContext("chain_days", options, resource),
+        TlsContext(),
+    ]
     return nagiosplugin.Check(resource, *contexts, ImapSummary(options, resource), name="IMAP")
 
 

@@ -26,6 +26,8 @@ examples:
   check_imap -H imap.example.org --starttls -w 1 -c 3 STARTTLS on 143, time thresholds
   check_imap -H 192.0.2.7 --tls --sni imap.example.org --ca-file /etc/ssl/my-ca.pem
   check_imap -H imap.example.org --tls --connect-critical 0.5 --strict-logout -v
+  check_imap -H imap.example.org --tls --cert-warning 30 --cert-critical 10
+  check_imap -H imap.example.org --tls --fingerprint SHA256HEX --fingerprint NEXT_SHA256HEX
 
 thresholds use the Nagios range syntax: "1" alerts above 1s, "0.2:1" outside 0.2..1s,
 "@0:0.1" inside. A network timeout is CRITICAL unless --timeout-state says otherwise.
@@ -148,6 +150,54 @@ def build_parser() -> Parser:
         help="lowest acceptable TLS version (default 1.2)",
     )
 
+    cert = p.add_argument_group("certificate (with --tls or --starttls)")
+    cert.add_argument(
+        "--cert-warning",
+        type=_days,
+        default=21,
+        metavar="DAYS",
+        help="WARNING when a certificate expires sooner (default 21)",
+    )
+    cert.add_argument(
+        "--cert-critical",
+        type=_days,
+        default=7,
+        metavar="DAYS",
+        help="CRITICAL when it expires sooner (default 7)",
+    )
+    cert.add_argument(
+        "--fingerprint",
+        action="append",
+        type=_fingerprint,
+        default=[],
+        metavar="SHA256HEX",
+        help="require the leaf or a chain certificate to have this SHA-256 "
+        "fingerprint; repeat for key rollover",
+    )
+    cert.add_argument(
+        "--ignore-rsa-size", action="store_true", help="no WARNING for RSA keys under 2048 bits"
+    )
+    cert.add_argument(
+        "--ignore-ec-size", action="store_true", help="no WARNING for EC keys under 256 bits"
+    )
+    cert.add_argument(
+        "--ignore-sig-alg",
+        action="store_true",
+        help="no WARNING for SHA-1 or MD5 signatures below the trust anchor",
+    )
+    cert.add_argument(
+        "--allow-empty-san",
+        action="store_true",
+        help="no WARNING for a leaf without subjectAltName",
+    )
+    cert.add_argument(
+        "--cert-cache",
+        metavar="FILE|off",
+        help="cache of key sizes and signature algorithms per certificate, so "
+        "most runs need not load cryptography (default "
+        "$XDG_CACHE_HOME/check_imap/certs.json, /var/cache/... for root)",
+    )
+
     th = p.add_argument_group("thresholds (seconds, Nagios range syntax)")
     th.add_argument("-w", "--warning", metavar="RANGE", help="total response time warning")
     th.add_argument("-c", "--critical", metavar="RANGE", help="total response time critical")
@@ -173,6 +223,23 @@ def _port(text: str) -> int:
     return port
 
 
+def _days(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of days {text!r}") from None
+    if not 0 <= value <= 36500:
+        raise argparse.ArgumentTypeError(f"days {text!r} must be between 0 and 36500")
+    return value
+
+
+def _fingerprint(text: str) -> str:
+    hexdigits = text.replace(":", "").replace(" ", "").lower()
+    if len(hexdigits) != 64 or any(ch not in "0123456789abcdef" for ch in hexdigits):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a SHA-256 fingerprint (64 hex digits)")
+    return hexdigits
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -192,8 +259,12 @@ def parse(argv: list[str] | None) -> Options:
     if literal and args.family and literal != args.family:
         flag = "-4" if args.family == socket.AF_INET else "-6"
         raise UsageError(f"{flag} contradicts the address {host}")
-    if (args.insecure or args.ca_file or args.sni) and not (args.tls or args.starttls):
-        raise UsageError("--sni, --ca-file and --insecure need --tls or --starttls")
+    if (args.insecure or args.ca_file or args.sni or args.fingerprint) and not (
+        args.tls or args.starttls
+    ):
+        raise UsageError("--sni, --ca-file, --insecure and --fingerprint need --tls or --starttls")
+    if args.cert_critical > args.cert_warning:
+        raise UsageError("--cert-critical must not be more days than --cert-warning")
     if args.insecure and args.ca_file:
         raise UsageError("--insecure and --ca-file contradict each other")
     if args.ca_file:
@@ -216,7 +287,23 @@ def parse(argv: list[str] | None) -> Options:
         phase_critical=_phase_ranges(args, "critical"),
         strict_logout=args.strict_logout,
         verbose=min(args.verbose, 3),
+        cert_warning=args.cert_warning,
+        cert_critical=args.cert_critical,
+        fingerprints=tuple(args.fingerprint),
+        ignore_rsa_size=args.ignore_rsa_size,
+        ignore_ec_size=args.ignore_ec_size,
+        ignore_sig_alg=args.ignore_sig_alg,
+        allow_empty_san=args.allow_empty_san,
+        cert_cache=_cache_path(args.cert_cache),
     )
+
+
+def _cache_path(option: str | None) -> str | None:
+    if option is None:
+        from .certs import default_cache_path  # cheap: certs imports cryptography lazily
+
+        return default_cache_path()
+    return None if option.lower() in ("off", "none", "") else option
 
 
 def _ip_family(host: str) -> int:

@@ -31,6 +31,14 @@ class Options:
     phase_critical: dict[str, str] = field(default_factory=dict)
     strict_logout: bool = False
     verbose: int = 0
+    cert_warning: int = 21  # days
+    cert_critical: int = 7
+    fingerprints: tuple[str, ...] = ()  # lower-case SHA-256 hex
+    ignore_rsa_size: bool = False
+    ignore_ec_size: bool = False
+    ignore_sig_alg: bool = False
+    allow_empty_san: bool = False
+    cert_cache: str | None = None  # path, or None for no cache
 
     @property
     def mode(self) -> str:

@@ -8,8 +8,7 @@ one comparison instead of a list of special cases.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
 PROBLEM, RECOVERY, REMINDER = "PROBLEM", "RECOVERY", "REMINDER"
@@ -43,7 +42,7 @@ RETRY_MAX = 3600.0
 _SENT_KEEP = 1000
 
 
-def parse_state(text: str) -> Optional[str]:
+def parse_state(text: str) -> str | None:
     """OK, WARNING, CRITICAL, UNKNOWN from a name or 0-3 (UP/DOWN for hosts); else None."""
     return _STATE_NAMES.get(text.strip().upper())
 
@@ -70,54 +69,97 @@ def percent_state_change(history: list[str]) -> float:
     return changes * 100.0 / transitions
 
 
-@dataclass
+# Plain classes rather than dataclasses: importing and building dataclasses costs
+# several milliseconds, and this runs on every monit cycle.
+
+
 class Options:
-    confirm: int = 1
-    remind: float = 0.0
-    budget_max: int = 0  # 0: no budget
-    budget_per: float = 0.0
-    flap: bool = False
+    __slots__ = ("budget_max", "budget_per", "confirm", "flap", "remind")
+
+    def __init__(
+        self,
+        confirm: int = 1,
+        remind: float = 0.0,
+        budget_max: int = 0,  # 0: no budget
+        budget_per: float = 0.0,
+        flap: bool = False,
+    ) -> None:
+        self.confirm, self.remind, self.flap = confirm, remind, flap
+        self.budget_max, self.budget_per = budget_max, budget_per
 
 
-@dataclass
 class KeyState:
-    observed: str  # the latest raw result
-    streak: int = 0  # consecutive identical raw results, capped at --confirm
-    confirmed: Optional[str] = None
-    previous: str = ""  # the confirmed state before `confirmed`
-    since: float = 0.0  # when `confirmed` began
-    notified: Optional[str] = None  # the state the receiver last heard of
-    last_notified: float = 0.0
-    history: list[str] = field(default_factory=list)  # only with --flap
-    flapping: bool = False
-    flap_since: float = 0.0
-    flap_notified: bool = False  # FLAPPINGSTART delivered, FLAPPINGSTOP not yet
-    failures: int = 0  # consecutive failed runs of the command for `failed_sig`
-    failed_sig: str = ""
-    retry_at: float = 0.0
-    suppressed_sig: str = ""  # the due notification already counted as suppressed
-    suppressed_at: float = 0.0
+    __slots__ = (
+        "confirmed",
+        "failed_sig",
+        "failures",
+        "flap_notified",
+        "flap_since",
+        "flapping",
+        "history",
+        "last_notified",
+        "notified",
+        "observed",
+        "previous",
+        "retry_at",
+        "since",
+        "streak",
+        "suppressed_at",
+        "suppressed_sig",
+    )
+
+    def __init__(self, observed: str) -> None:
+        self.observed = observed  # the latest raw result
+        self.streak = 0  # consecutive identical raw results, capped at --confirm
+        self.confirmed: str | None = None
+        self.previous = ""  # the confirmed state before `confirmed`
+        self.since = 0.0  # when `confirmed` began
+        self.notified: str | None = None  # the state the receiver last heard of
+        self.last_notified = 0.0
+        self.history: list[str] = []  # only with --flap
+        self.flapping = False
+        self.flap_since = 0.0
+        self.flap_notified = False  # FLAPPINGSTART delivered, FLAPPINGSTOP not yet
+        self.failures = 0  # consecutive failed runs of the command for `failed_sig`
+        self.failed_sig = ""
+        self.retry_at = 0.0
+        self.suppressed_sig = ""  # the due notification already counted as suppressed
+        self.suppressed_at = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__slots__}
+        data["history"] = list(self.history)
+        return data
 
 
-@dataclass
 class Suppressed:
-    key: str
-    type: str
-    state: str
-    at: float
+    __slots__ = ("at", "key", "state", "type")
+
+    def __init__(self, key: str, kind: str, state: str, at: float) -> None:
+        self.key, self.type, self.state, self.at = key, kind, state, at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "type": self.type, "state": self.state, "at": self.at}
 
 
-@dataclass
 class Store:
-    keys: dict[str, KeyState] = field(default_factory=dict)
-    sent: list[float] = field(default_factory=list)  # times of notifications that ran
-    suppressed: list[Suppressed] = field(default_factory=list)  # not yet reported
+    __slots__ = ("keys", "sent", "suppressed")
+
+    def __init__(
+        self,
+        keys: dict[str, KeyState] | None = None,
+        sent: list[float] | None = None,
+        suppressed: list[Suppressed] | None = None,
+    ) -> None:
+        self.keys = keys if keys is not None else {}
+        self.sent = sent if sent is not None else []  # times of notifications that ran
+        self.suppressed = suppressed if suppressed is not None else []  # not yet reported
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "keys": {key: asdict(ks) for key, ks in self.keys.items()},
+            "keys": {key: ks.to_dict() for key, ks in self.keys.items()},
             "sent": list(self.sent),
-            "suppressed": [asdict(s) for s in self.suppressed],
+            "suppressed": [s.to_dict() for s in self.suppressed],
         }
 
     @classmethod
@@ -134,24 +176,26 @@ class Store:
         return cls(keys, sent, suppressed)
 
 
-@dataclass
 class Notification:
-    key: str
-    type: str
-    state: str
-    previous: str
-    since: float
-    suppressed: str  # the budget summary, "" when nothing was suppressed
+    __slots__ = ("key", "previous", "since", "state", "suppressed", "type")
+
+    def __init__(
+        self, key: str, kind: str, state: str, previous: str, since: float, suppressed: str
+    ) -> None:
+        self.key, self.type, self.state, self.previous = key, kind, state, previous
+        self.since = since
+        self.suppressed = suppressed  # the budget summary, "" when nothing was suppressed
 
     @property
     def sig(self) -> str:
         return f"{self.type}:{self.state}"
 
 
-@dataclass
 class Decision:
-    notification: Optional[Notification]
-    reason: str
+    __slots__ = ("notification", "reason")
+
+    def __init__(self, notification: Notification | None, reason: str) -> None:
+        self.notification, self.reason = notification, reason
 
 
 def observe(store: Store, key: str, state: str, now: float, opts: Options) -> KeyState:
@@ -178,7 +222,7 @@ def observe(store: Store, key: str, state: str, now: float, opts: Options) -> Ke
     return ks
 
 
-def _due(ks: KeyState, now: float, opts: Options) -> Optional[tuple[str, str]]:
+def _due(ks: KeyState, now: float, opts: Options) -> tuple[str, str] | None:
     current = ks.confirmed or ks.observed
     if ks.flapping:
         return None if ks.flap_notified else (FLAPPINGSTART, current)
@@ -217,7 +261,9 @@ def decide(store: Store, key: str, now: float, opts: Options) -> Decision:
     since = ks.flap_since if kind in (FLAPPINGSTART, FLAPPINGSTOP) else ks.since
     note = Notification(key, kind, state, ks.previous, since, summary(store.suppressed))
     if ks.failures and note.sig == ks.failed_sig and now < ks.retry_at:
-        return Decision(None, f"{kind} failed {ks.failures}x; next retry in {ks.retry_at - now:.0f} s")
+        return Decision(
+            None, f"{kind} failed {ks.failures}x; next retry in {ks.retry_at - now:.0f} s"
+        )
     if opts.budget_max > 0:
         store.sent = [t for t in store.sent if t > now - opts.budget_per]
         if len(store.sent) >= opts.budget_max:
@@ -252,7 +298,7 @@ def record_failure(store: Store, note: Notification, now: float) -> float:
     if note.sig != ks.failed_sig:
         ks.failures, ks.failed_sig = 0, note.sig
     ks.failures += 1
-    delay = min(RETRY_BASE * 2 ** (ks.failures - 1), RETRY_MAX)
+    delay = min(RETRY_BASE * float(2 ** min(ks.failures - 1, 16)), RETRY_MAX)
     ks.retry_at = now + delay
     return delay
 

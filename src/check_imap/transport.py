@@ -7,12 +7,14 @@ and every read and write. Time spent is charged to the phase the handshake is in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .certs import CertBlob
 from .protocol import Done, Handshake, Outcome, Phase, Receive, Send, StartTLS
 
 RECV_SIZE = 16 * 1024  # with protocol.MAX_LINE this bounds what a server can make us hold
@@ -34,6 +36,11 @@ _NOT_TLS_REASONS = frozenset(
 _OLD_TLS_REASONS = frozenset(
     {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE"}
 )
+
+
+# X509_V_ERR_EE_KEY_TOO_SMALL, _CA_KEY_TOO_SMALL, _CA_MD_TOO_WEAK: OpenSSL's security
+# level refused a weak key or signature digest; our policy makes that a WARNING.
+WEAK_CRYPTO = frozenset({66, 67, 68})
 
 
 class NetworkError(Exception):
@@ -97,6 +104,7 @@ class Target:
     ca_file: str | None = None
     insecure: bool = False
     min_tls: str = "1.2"
+    weak_ok: bool = False  # accept weak keys/digests in verification; check.py judges them
 
 
 @dataclass
@@ -105,9 +113,8 @@ class TLSInfo:
     cipher: str
     bits: int
     verified: bool
-    peer_cert_der: bytes | None
-    peer_cert: dict[str, Any] | None  # ssl's decoded form; only when verified
-    chain_der: tuple[bytes, ...] = ()  # the verified chain, where Python exposes it
+    chain: tuple[CertBlob, ...]  # verified chain (leaf first) when verified, else presented
+    presented: tuple[CertBlob, ...]  # what the server sent, leaf first
 
 
 @dataclass
@@ -121,6 +128,7 @@ class Session:
     tls: TLSInfo | None = None
     transcript: list[tuple[str, bytes]] = field(default_factory=list)
     error: NetworkError | None = None
+    unverified: TLSInfo | None = None  # after a verification failure: what was presented
 
 
 def make_context(target: Target) -> ssl.SSLContext:
@@ -131,12 +139,29 @@ def make_context(target: Target) -> ssl.SSLContext:
     ctx.minimum_version = (
         ssl.TLSVersion.TLSv1_3 if target.min_tls == "1.3" else ssl.TLSVersion.TLSv1_2
     )
+    if target.weak_ok:
+        # Chain, dates and host name stay verified; only key and digest strength are
+        # left to our own policy, which reports them as WARNING rather than failing.
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     return ctx
 
 
 def run(target: Target, timeout: float, *, want_capabilities: bool = False) -> Session:
     """Run the whole session; network failures end up in ``Session.error``, never raised."""
     deadline = Deadline(timeout)
+    session = _session(target, deadline, want_capabilities)
+    if isinstance(session.error, CertificateError) and session.error.verify_code in WEAK_CRYPTO:
+        session = _session(dataclasses.replace(target, weak_ok=True), deadline, want_capabilities)
+    if isinstance(session.error, CertificateError):
+        # Verification failed and stays failed. To explain why, look (without trusting)
+        # at what the server presents, within what is left of the same deadline.
+        probe = _session(dataclasses.replace(target, insecure=True), deadline, False)
+        session.unverified = probe.tls
+    session.total = deadline.elapsed()
+    return session
+
+
+def _session(target: Target, deadline: Deadline, want_capabilities: bool) -> Session:
     hs = Handshake(starttls=target.starttls, want_capabilities=want_capabilities)
     session = Session(outcome=hs.outcome)
     sock: socket.socket | None = None
@@ -212,6 +237,8 @@ def _connect(
         try:
             sock.settimeout(deadline.remaining("connect"))
             sock.connect(addr)
+            # Small request/response writes: never let Nagle hold one back for an ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except socket.timeout:
             sock.close()
             deadline.remaining("connect")
@@ -300,36 +327,42 @@ def _tls_reason(exc: ssl.SSLError, target: Target) -> str:
 
 def _tls_info(tls: ssl.SSLSocket, verified: bool) -> TLSInfo:
     cipher = tls.cipher() or ("", "", 0)
-    chain: tuple[bytes, ...] = ()
-    if verified:
-        chain = _verified_chain(tls)
+    presented = _chain(tls, "get_unverified_chain")
+    if not presented:  # Python 3.9: the leaf is all ssl gives us
+        der = tls.getpeercert(binary_form=True)
+        presented = ((der, tls.getpeercert() if verified else None),) if der else ()
+    chain = _chain(tls, "get_verified_chain") if verified else ()
     return TLSInfo(
         version=tls.version() or "",
         cipher=cipher[0],
         bits=cipher[2] or 0,
         verified=verified,
-        peer_cert_der=tls.getpeercert(binary_form=True),
-        peer_cert=tls.getpeercert() if verified else None,
-        chain_der=chain,
+        chain=chain or presented,
+        presented=presented,
     )
 
 
-def _verified_chain(tls: ssl.SSLSocket) -> tuple[bytes, ...]:
-    """Public from 3.13; a private method of the _ssl object since 3.10; absent on 3.9."""
-    getter = getattr(tls, "get_verified_chain", None)
-    if getter is None:
-        getter = getattr(getattr(tls, "_sslobj", None), "get_verified_chain", None)
-    if getter is None:
-        return ()
+def _chain(tls: ssl.SSLSocket, method: str) -> tuple[CertBlob, ...]:
+    """The chain as (DER, decoded dict) pairs, leaf first; () where Python hides it.
+
+    The ssl object's methods (private since 3.10) return Certificate objects that
+    decode themselves; 3.13's public SSLSocket methods return bare DER instead.
+    """
+    sslobj = getattr(tls, "_sslobj", None)
+    getter = getattr(sslobj, method, None)
     try:
-        certs = getter() or []
-    except (ssl.SSLError, ValueError):
-        return ()
-    out: list[bytes] = []
-    for cert in certs:
-        der = cert if isinstance(cert, bytes) else cert.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
-        out.append(der)
-    return tuple(out)
+        if getter is not None:
+            certs = getter() or []
+            return tuple((c.public_bytes(_DER), c.get_info()) for c in certs)
+        public = getattr(tls, method, None)
+        if public is not None:
+            return tuple((der, None) for der in public() or [])
+    except (ssl.SSLError, ValueError, AttributeError):
+        pass
+    return ()
+
+
+_DER = getattr(getattr(ssl, "_ssl", None), "ENCODING_DER", 2)
 
 
 def _drive(
