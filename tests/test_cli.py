@@ -28,7 +28,10 @@ from helpers import check_imap
             ("-H", "x", "--tls", "--starttls"),
             "argument --starttls: not allowed with argument --tls",
         ),
-        (("-H", "x", "--sni", "y"), "--sni, --ca-file, --insecure and --fingerprint need --tls or --starttls"),
+        (
+            ("-H", "x", "--sni", "y"),
+            "--sni, --ca-file, --insecure and --fingerprint need --tls or --starttls",
+        ),
         (
             ("-H", "x", "--tls", "--insecure", "--ca-file", "/etc/hostname"),
             "--insecure and --ca-file contradict each other",
