@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 import pytest
@@ -10,6 +11,7 @@ from check_imap.protocol import (
     BYE_SILENCE,
     LOGOUT_GRACE,
     MAX_LINE,
+    Credentials,
     Done,
     GreetingKind,
     Handshake,
@@ -281,7 +283,7 @@ def test_starttls_not_advertised() -> None:
         (b"a1 NO not now\r\n", "STARTTLS refused: NO"),
         (b"a1 BAD what\r\n", "STARTTLS refused: BAD"),
         (b". OK go\r\n", "STARTTLS answered with tag '.' instead of 'a1'"),
-        (b"* BYE shutting down\r\n", "server closed the session with BYE"),
+        (b"* BYE shutting down\r\n", "server closed the session with BYE: shutting down"),
     ],
 )
 def test_starttls_refused(reply: bytes, failure: str) -> None:
@@ -353,3 +355,185 @@ def test_transcript_is_bounded() -> None:
     assert len(hs.transcript) == 64
     assert hs.transcript[0] == ("S", b"* OK hi")
     assert hs.transcript[1] == ("C", b"a1 LOGOUT")
+
+
+# ----------------------------------------------------------------- login, mailboxes, quota
+
+CREDS = Credentials("probe", "s3cret pass")
+PLAIN_TOKEN = base64.b64encode(b"\0probe\0s3cret pass")
+
+
+def test_authenticate_plain_with_sasl_ir_then_mailbox_and_quota() -> None:
+    outcome, script = run(
+        b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready\r\n",
+        b"a1 OK [CAPABILITY IMAP4rev1 QUOTA] Logged in\r\n",
+        b"* STATUS INBOX (MESSAGES 5 RECENT 2 UNSEEN 1)\r\na2 OK done\r\n",
+        b"* FLAGS ()\r\n* 5 EXISTS\r\n* 2 RECENT\r\na3 OK [READ-ONLY] Examine completed\r\n",
+        b'* QUOTAROOT INBOX "User quota"\r\n* QUOTA "User quota" (STORAGE 10 1024 MESSAGE 5 100)\r\na4 OK\r\n',
+        b"* BYE\r\na5 OK\r\n",
+        credentials=CREDS,
+        mailboxes=("INBOX",),
+        quota=True,
+    )
+    assert script.sent == [
+        b"a1 AUTHENTICATE PLAIN " + PLAIN_TOKEN + b"\r\n",
+        b'a2 STATUS "INBOX" (MESSAGES RECENT UNSEEN)\r\n',
+        b'a3 EXAMINE "INBOX"\r\n',
+        b'a4 GETQUOTAROOT "INBOX"\r\n',
+        b"a5 LOGOUT\r\n",
+    ]
+    assert outcome.failure is None
+    assert outcome.login_mechanism == "AUTHENTICATE PLAIN"
+    (box,) = outcome.mailboxes
+    assert (box.messages, box.recent, box.unseen, box.exists) == (5, 2, 1, 5)
+    assert box.quota == {"STORAGE": (10, 1024), "MESSAGE": (5, 100)}
+    assert box.quota_root == "User quota"
+
+
+def test_authenticate_plain_waits_for_continuation_without_sasl_ir() -> None:
+    outcome, script = run(
+        b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n",
+        b"+ \r\n",
+        b"a1 OK Logged in\r\n",
+        b"* BYE\r\na2 OK\r\n",
+        credentials=CREDS,
+    )
+    assert script.sent == [b"a1 AUTHENTICATE PLAIN\r\n", PLAIN_TOKEN + b"\r\n", b"a2 LOGOUT\r\n"]
+    assert outcome.failure is None
+
+
+def test_login_command_when_no_auth_plain_and_password_never_in_transcript() -> None:
+    outcome, script = run(
+        b"* OK [CAPABILITY IMAP4rev1] ready\r\n",
+        b"a1 OK Logged in\r\n",
+        b"* BYE\r\na2 OK\r\n",
+        credentials=CREDS,
+    )
+    assert script.sent[0] == b'a1 LOGIN "probe" "s3cret pass"\r\n'
+    assert outcome.login_mechanism == "LOGIN"
+    assert ("C", b'a1 LOGIN "probe" [password redacted]') in script.hs.transcript
+    assert all(
+        b"s3cret" not in data and PLAIN_TOKEN not in data for _, data in script.hs.transcript
+    )
+
+
+def test_password_needing_a_literal_waits_for_continuation() -> None:
+    creds = Credentials("probe", "line\r\nbreak")
+    _, script = run(
+        b"* OK [CAPABILITY IMAP4rev1] ready\r\n",
+        b"+ go ahead\r\n",
+        b"a1 OK Logged in\r\n",
+        b"* BYE\r\na2 OK\r\n",
+        credentials=creds,
+    )
+    assert script.sent[:2] == [b'a1 LOGIN "probe" {11}\r\n', b"line\r\nbreak\r\n"]
+    assert all(b"break" not in data for _, data in script.hs.transcript)
+
+
+def test_login_refused_shows_server_text() -> None:
+    outcome, _ = run(
+        b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready\r\n",
+        b"a1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
+        credentials=CREDS,
+    )
+    assert outcome.failure == "login failed: NO [AUTHENTICATIONFAILED] Authentication failed."
+    assert outcome.failure_phase is Phase.LOGIN
+
+
+def test_logindisabled_without_auth_plain_cannot_log_in() -> None:
+    outcome, script = run(b"* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] ready\r\n", credentials=CREDS)
+    assert outcome.failure == "no way to log in: LOGINDISABLED and no AUTH=PLAIN"
+    assert script.sent == []
+
+
+def test_capabilities_asked_before_login_when_greeting_has_none() -> None:
+    _, script = run(
+        b"* OK ready\r\n",
+        b"* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR\r\na1 OK\r\n",
+        b"a2 OK\r\n",
+        b"* BYE\r\na3 OK\r\n",
+        credentials=CREDS,
+    )
+    assert script.sent[0] == b"a1 CAPABILITY\r\n"
+    assert script.sent[1].startswith(b"a2 AUTHENTICATE PLAIN ")
+
+
+def test_quota_skipped_when_not_advertised_after_login() -> None:
+    outcome, script = run(
+        b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready\r\n",
+        b"a1 OK Logged in\r\n",
+        b"* CAPABILITY IMAP4rev1 IDLE\r\na2 OK\r\n",
+        b"* STATUS INBOX (MESSAGES 0 RECENT 0 UNSEEN 0)\r\na3 OK\r\n",
+        b"a4 OK\r\n",
+        b"* BYE\r\na5 OK\r\n",
+        credentials=CREDS,
+        mailboxes=("INBOX",),
+        quota=True,
+    )
+    assert [s.split()[1] for s in script.sent] == [
+        b"AUTHENTICATE",
+        b"CAPABILITY",
+        b"STATUS",
+        b"EXAMINE",
+        b"LOGOUT",
+    ]
+    assert outcome.capabilities_after_login == ("IMAP4REV1", "IDLE")
+    assert outcome.mailboxes[0].quota is None
+
+
+def test_missing_mailbox_is_recorded_and_session_still_logs_out() -> None:
+    outcome, script = run(
+        b"* PREAUTH [CAPABILITY IMAP4rev1] welcome\r\n",
+        b"a1 NO Mailbox doesn't exist: Nope\r\n",
+        b"a2 NO Mailbox doesn't exist: Nope\r\n",
+        b"* BYE\r\na3 OK\r\n",
+        credentials=CREDS,
+        mailboxes=("Nope",),
+    )
+    assert outcome.login_mechanism == "PREAUTH"
+    assert outcome.mailboxes[0].error == "STATUS NO Mailbox doesn't exist: Nope"
+    assert outcome.logout is not None and outcome.logout.ending is LogoutEnding.CLEAN
+    assert script.sent[-1] == b"a3 LOGOUT\r\n"
+
+
+def test_mailbox_names_are_quoted_utf7_or_literal() -> None:
+    _, script = run(
+        b"* PREAUTH [CAPABILITY IMAP4rev1] hi\r\n",
+        b'* STATUS "Entw&APw-rfe" (MESSAGES 1 RECENT 0 UNSEEN 1)\r\na1 OK\r\n',
+        b"a2 OK\r\n",
+        b'* STATUS "say \\"hi\\"" (MESSAGES 2 RECENT 0 UNSEEN 0)\r\na3 OK\r\n',
+        b"a4 OK\r\n",
+        b"* BYE\r\na5 OK\r\n",
+        credentials=CREDS,
+        mailboxes=("Entwürfe", 'say "hi"'),
+    )
+    assert script.sent[0] == b'a1 STATUS "Entw&APw-rfe" (MESSAGES RECENT UNSEEN)\r\n'
+    assert script.sent[2] == b'a3 STATUS "say \\"hi\\"" (MESSAGES RECENT UNSEEN)\r\n'
+    assert script.hs.outcome.mailboxes[1].messages == 2
+
+
+def test_control_characters_in_mailbox_names_are_utf7_and_literal_replies_parse() -> None:
+    # Modified UTF-7 encodes anything unprintable, so a name never needs a literal out;
+    # a server may still answer with one.
+    _, script = run(
+        b"* PREAUTH [CAPABILITY IMAP4rev1] hi\r\n",
+        b"* STATUS {8}\r\nodd\nname (MESSAGES 4 RECENT 0 UNSEEN 0)\r\na1 OK\r\n",
+        b"a2 OK\r\n",
+        b"* BYE\r\na3 OK\r\n",
+        credentials=CREDS,
+        mailboxes=("odd\nname",),
+    )
+    assert script.sent[0] == b'a1 STATUS "odd&AAo-name" (MESSAGES RECENT UNSEEN)\r\n'
+    assert script.hs.outcome.mailboxes[0].messages == 4
+
+
+def test_non_ascii_password_goes_as_literal_plus_when_offered() -> None:
+    creds = Credentials("probe", "pässwort")
+    _, script = run(
+        b"* OK [CAPABILITY IMAP4rev1 LITERAL+] hi\r\n",
+        b"a1 OK\r\n",
+        b"* BYE\r\na2 OK\r\n",
+        credentials=creds,
+    )
+    assert script.sent[0] == 'a1 LOGIN "probe" {9+}\r\npässwort\r\n'.encode()
+    assert script.hs.transcript[1] == ("C", b'a1 LOGIN "probe" [password redacted]')

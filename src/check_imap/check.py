@@ -1,8 +1,9 @@
 """nagiosplugin glue: Resource -> Metrics -> Contexts -> Summary. The only nagiosplugin user.
 
-The Resource runs one session (transport + protocol) and yields timing metrics plus
-one ``session`` metric whose Context turns the handshake's classification into a
-state. The Summary writes the single status line and the -v detail.
+The Resource runs the session(s) (transport + protocol) and yields metrics: one
+``session`` metric whose Context turns the handshake's classification into a state,
+timings, certificate days, mailbox counts and quota. The Summary writes the single
+status line and the -v detail.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import Any
 
 import nagiosplugin
 
-from . import certpolicy
+from . import certpolicy, mailpolicy
 from .certs import CryptoCache
 from .options import PHASES, Options, UsageError
-from .protocol import GreetingKind, LogoutEnding, Phase
+from .protocol import Credentials, GreetingKind, LogoutEnding, MailboxStatus, Phase
 from .text import sanitize
-from .transport import CertificateError, NetworkTimeout, Session, Target
+from .transport import CertificateError, NetworkTimeout, Plan, Session, Target, run_all
 from .transport import run as run_session
 
 STATES = {
@@ -44,12 +45,25 @@ def target_name(options: Options) -> str:
     return f"{host}:{options.port}"
 
 
+def completed(session: Session) -> bool:
+    return session.error is None and session.outcome.failure is None
+
+
+def _host_of(address: str | None) -> str:
+    """``[::1]:993`` -> ``::1``; ``127.0.0.1:993`` -> ``127.0.0.1``."""
+    if not address:
+        return "?"
+    host = address.rsplit(":", 1)[0]
+    return host[1:-1] if host.startswith("[") else host
+
+
 class Imap(nagiosplugin.Resource):  # type: ignore[misc]
-    """One IMAP session; ``session`` keeps it for the contexts and the summary."""
+    """The IMAP session(s); kept for the contexts and the summary."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.session: Session | None = None
+        self.sessions: list[tuple[str, Session]] = []
+        self.session: Session | None = None  # the one whose details are reported
         self.now = time.time()
         self.expiry: tuple[certpolicy.Expiry, certpolicy.Expiry] | None = None
 
@@ -70,22 +84,50 @@ class Imap(nagiosplugin.Resource):  # type: ignore[misc]
             insecure=o.insecure,
             min_tls=o.min_tls,
         )
-        session = run_session(target, o.timeout, want_capabilities=o.verbose > 0)
-        self.session = session
-        metrics = [nagiosplugin.Metric("session", session, context="session")]
-        if session.error is not None or session.outcome.failure is not None:
+        plan = Plan(
+            want_capabilities=o.verbose > 0 or o.capability_policy,
+            credentials=Credentials(o.user, o.password or "") if o.user else None,
+            mailboxes=o.mailboxes,
+            quota=o.user is not None,
+        )
+        metrics: list[nagiosplugin.Metric] = []
+        if o.all_addresses:
+            self.sessions = run_all(target, o.timeout, plan)
+            for label, session in self.sessions:
+                metrics.append(nagiosplugin.Metric(f"session_{label}", session, context="session"))
+                if completed(session):
+                    metrics.append(self._time(f"time_{label}", session.total))
+            done = [s for _, s in self.sessions if completed(s)]
+            self.session = done[0] if done else self.sessions[0][1]
+        else:
+            self.session = run_session(target, o.timeout, plan)
+            self.sessions = [("", self.session)]
+            metrics.append(nagiosplugin.Metric("session", self.session, context="session"))
+        session = self.session
+        if not completed(session):
             # Like check_tcp: a failed session has no timings worth graphing (or judging).
             return metrics
-        metrics.append(
-            nagiosplugin.Metric("time", Seconds(session.total), "s", min=0, max=Seconds(o.timeout))
-        )
-        for phase in PHASES:
-            if phase in session.timings:
-                value = Seconds(session.timings[phase])
-                metrics.append(nagiosplugin.Metric(f"time_{phase}", value, "s", min=0))
+        if not o.all_addresses:
+            metrics.append(self._time("time", session.total))
+            for phase in PHASES:
+                if phase in session.timings:
+                    value = Seconds(session.timings[phase])
+                    metrics.append(nagiosplugin.Metric(f"time_{phase}", value, "s", min=0))
         if session.tls is not None:
             metrics.extend(self._certificate_metrics(session))
+        if o.capability_policy:
+            problems = mailpolicy.capability_problems(o, session.outcome)
+            metrics.append(nagiosplugin.Metric("capabilities", problems, context="capabilities"))
+        for box in session.outcome.mailboxes:
+            metrics.extend(self._mailbox_metrics(box))
+        if o.quota_warning or o.quota_critical:
+            caps = session.outcome.capabilities_after_login or session.outcome.capabilities or ()
+            metrics.append(nagiosplugin.Metric("quota_offered", "QUOTA" in caps, context="quota"))
         return metrics
+
+    def _time(self, name: str, value: float) -> nagiosplugin.Metric:
+        timeout = Seconds(self.options.timeout)
+        return nagiosplugin.Metric(name, Seconds(value), "s", min=0, max=timeout, context="time")
 
     def _certificate_metrics(self, session: Session) -> list[nagiosplugin.Metric]:
         tls = session.tls
@@ -99,11 +141,45 @@ class Imap(nagiosplugin.Resource):  # type: ignore[misc]
             metrics.append(nagiosplugin.Metric("cert_days", leaf.days, context="cert_days"))
             metrics.append(nagiosplugin.Metric("chain_days", earliest.days, context="chain_days"))
         cache = CryptoCache(self.options.cert_cache)
-        problems = [certpolicy.pin_problem(tls, self.options.fingerprints)]
+        pin = certpolicy.pin_problem(tls, self.options.fingerprints)
         weak = certpolicy.weaknesses(tls, self.options, cache)
         cache.save()
-        metrics.append(nagiosplugin.Metric("tls", (problems[0], weak), context="tls"))
+        metrics.append(nagiosplugin.Metric("tls", (pin, weak), context="tls"))
         return metrics
+
+    def _mailbox_metrics(self, box: MailboxStatus) -> list[nagiosplugin.Metric]:
+        suffix = mailpolicy.perf_suffix(self.options, box)
+        metrics = [nagiosplugin.Metric(f"mailbox{suffix}", box, context="mailbox")]
+        if box.error is not None:
+            return metrics
+        for item in ("messages", "recent", "unseen"):
+            value = getattr(box, item)
+            if value is not None:
+                context = "messages" if item == "messages" else "counts"
+                metrics.append(
+                    nagiosplugin.Metric(f"{item}{suffix}", value, min=0, context=context)
+                )
+        storage = mailpolicy.quota_bytes(box)
+        if storage is not None:
+            used, limit = storage
+            metrics.append(
+                nagiosplugin.Metric(
+                    f"quota_storage{suffix}", used, "B", min=0, max=limit, context="counts"
+                )
+            )
+        messages = (box.quota or {}).get("MESSAGE")
+        if messages is not None:
+            metrics.append(
+                nagiosplugin.Metric(
+                    f"quota_messages{suffix}", messages[0], min=0, max=messages[1], context="counts"
+                )
+            )
+        if box.quota is not None:
+            metrics.append(nagiosplugin.Metric(f"quota{suffix}", box, context="quota"))
+        return metrics
+
+
+# ----------------------------------------------------------------------------- contexts
 
 
 class SessionContext(nagiosplugin.Context):  # type: ignore[misc]
@@ -220,6 +296,79 @@ class TlsContext(nagiosplugin.Context):  # type: ignore[misc]
         return nagiosplugin.Result(nagiosplugin.Ok)
 
 
+class CapabilityContext(nagiosplugin.Context):  # type: ignore[misc]
+    def __init__(self, options: Options) -> None:
+        super().__init__("capabilities")
+        self.state = STATES[options.capability_state]
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: Imap) -> nagiosplugin.Result:
+        problems: list[str] = metric.value
+        if problems:
+            return nagiosplugin.Result(self.state, "; ".join(problems))
+        return nagiosplugin.Result(nagiosplugin.Ok)
+
+
+class MailboxContext(nagiosplugin.Context):  # type: ignore[misc]
+    """A mailbox that cannot be opened is CRITICAL: mail cannot be read there."""
+
+    def __init__(self) -> None:
+        super().__init__("mailbox")
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: Imap) -> nagiosplugin.Result:
+        box: MailboxStatus = metric.value
+        if box.error is not None:
+            error = sanitize(box.error, 100)
+            return nagiosplugin.Result(nagiosplugin.Critical, f"mailbox '{box.name}': {error}")
+        return nagiosplugin.Result(nagiosplugin.Ok)
+
+
+class QuotaContext(nagiosplugin.Context):  # type: ignore[misc]
+    """Quota use in percent of the fullest resource; UNKNOWN when it cannot be judged."""
+
+    def __init__(self, options: Options) -> None:
+        super().__init__("quota")
+        self.warning = _range(options.quota_warning, "--quota-warning")
+        self.critical = _range(options.quota_critical, "--quota-critical")
+        self.judging = self.warning is not None or self.critical is not None
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: Imap) -> nagiosplugin.Result:
+        if metric.value is False:  # quota thresholds given, QUOTA not advertised
+            return nagiosplugin.Result(
+                nagiosplugin.Unknown,
+                "cannot check quota: the server does not advertise QUOTA",
+            )
+        if metric.value is True or not self.judging:
+            return nagiosplugin.Result(nagiosplugin.Ok)
+        box: MailboxStatus = metric.value
+        worst = mailpolicy.quota_percent(box)
+        if worst is None:
+            if box.quota_error:
+                reason = f"cannot read quota of '{box.name}': {sanitize(box.quota_error, 80)}"
+            else:
+                reason = f"no quota limit on '{box.name}'"
+            return nagiosplugin.Result(nagiosplugin.Unknown, reason)
+        resource_name, percent = worst
+        text = f"quota of '{box.name}' {percent:.1f}% used ({resource_name.lower()})"
+        if self.critical is not None and not self.critical.match(percent):
+            return nagiosplugin.Result(nagiosplugin.Critical, text)
+        if self.warning is not None and not self.warning.match(percent):
+            return nagiosplugin.Result(nagiosplugin.Warn, text)
+        return nagiosplugin.Result(nagiosplugin.Ok, text)
+
+
+class MessagesContext(nagiosplugin.ScalarContext):  # type: ignore[misc]
+    def __init__(self, options: Options) -> None:
+        super().__init__(
+            "messages",
+            _range(options.messages_warning, "--messages-warning"),
+            _range(options.messages_critical, "--messages-critical"),
+            fmt_metric=lambda m, _c: f"{m.name.replace('_', ' ', 1)} is {m.value}",
+        )
+
+
+# ----------------------------------------------------------------------------- summary
+
+
 class ImapSummary(nagiosplugin.Summary):  # type: ignore[misc]
     """``host:port answered in 0.012s, TLSv1.3, logout: ...`` or the problems, worst first."""
 
@@ -232,6 +381,9 @@ class ImapSummary(nagiosplugin.Summary):  # type: ignore[misc]
         if session is None:  # probe() always sets it before any result exists
             return ""
         parts = [f"{target_name(self.options)} answered in {session.total:.3f}s"]
+        if self.options.all_addresses:
+            hosts = ", ".join(_host_of(s.address) for _, s in self.resource.sessions)
+            parts = [f"{target_name(self.options)} OK on {hosts}"]
         if session.tls is not None:
             parts.append(session.tls.version)
         if self.resource.expiry is not None:
@@ -243,23 +395,57 @@ class ImapSummary(nagiosplugin.Summary):  # type: ignore[misc]
         greeting = session.outcome.greeting
         if greeting is not None and greeting.kind is GreetingKind.PREAUTH:
             parts.append("greeting PREAUTH")
+        if session.outcome.login_mechanism:
+            parts.append(f"logged in as {sanitize(self.options.user or '', 40)}")
+        parts.extend(_mailbox_texts(session))
         parts.append(_logout_text(session))
         return ", ".join(p for p in parts if p) + self._insecure_note()
 
     def problem(self, results: nagiosplugin.Results) -> str:
         problems = [r for r in results if r.state != nagiosplugin.Ok]
+        if self.options.all_addresses:
+            return self._per_address(results, problems)
         problems.sort(key=lambda r: int(r.state), reverse=True)
         text = "; ".join(sanitize(str(r), 200) for r in problems)
         return f"{target_name(self.options)}: {text}{self._insecure_note()}"
 
+    def _per_address(self, results: nagiosplugin.Results, problems: list[Any]) -> str:
+        """``OK on 192.0.2.1, CRITICAL on 2001:db8::1: connection refused``."""
+        parts = []
+        for label, session in self.resource.sessions:
+            result = next(r for r in results if r.metric and r.metric.name == f"session_{label}")
+            state = str(result.state).upper()
+            where = f"{state} on {_host_of(session.address)}"
+            parts.append(where if result.state == nagiosplugin.Ok else f"{where}: {result.hint}")
+        others = [r for r in problems if not (r.metric and r.metric.name.startswith("session_"))]
+        others.sort(key=lambda r: int(r.state), reverse=True)
+        text = ", ".join(sanitize(p, 200) for p in parts)
+        if others:
+            text += "; " + "; ".join(sanitize(str(r), 200) for r in others)
+        return f"{target_name(self.options)}: {text}{self._insecure_note()}"
+
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
-        session = self.resource.session
-        if session is None:
-            return []
-        return detail_lines(self.options, session)
+        lines: list[str] = []
+        for label, session in self.resource.sessions:
+            if label:
+                lines.append(f"address {label}: {session.address or 'not connected'}")
+            lines.extend(detail_lines(self.options, session))
+        return lines
 
     def _insecure_note(self) -> str:
         return " (certificate NOT verified: --insecure)" if self.options.insecure else ""
+
+
+def _mailbox_texts(session: Session) -> list[str]:
+    texts = []
+    for box in session.outcome.mailboxes:
+        if box.messages is not None:
+            text = f"'{sanitize(box.name, 40)}' {box.messages} messages ({box.unseen} unseen)"
+            worst = mailpolicy.quota_percent(box)
+            if worst is not None:
+                text += f", quota {worst[1]:.1f}% used"
+            texts.append(text)
+    return texts
 
 
 def detail_lines(options: Options, session: Session) -> list[str]:
@@ -284,6 +470,14 @@ def detail_lines(options: Options, session: Session) -> list[str]:
         lines.append(f"capabilities before STARTTLS: {sanitize(caps, 400)}")
     if outcome.capabilities is not None:
         lines.append(f"capabilities: {sanitize(' '.join(outcome.capabilities), 400)}")
+    if outcome.login_mechanism:
+        user = sanitize(options.user or "", 40)
+        lines.append(f"login: {user} via {outcome.login_mechanism}")
+    if outcome.capabilities_after_login is not None:
+        caps = " ".join(outcome.capabilities_after_login)
+        lines.append(f"capabilities after login: {sanitize(caps, 400)}")
+    for box in outcome.mailboxes:
+        lines.append(_mailbox_line(box))
     if outcome.logout is not None:
         lines.append(_logout_text(session))
     if session.timings:
@@ -296,6 +490,23 @@ def detail_lines(options: Options, session: Session) -> list[str]:
         lines.append("transcript:")
         lines.extend(f"{d}: {sanitize(data, width)}" for d, data in session.transcript)
     return lines
+
+
+def _mailbox_line(box: MailboxStatus) -> str:
+    name = sanitize(box.name, 60)
+    if box.error:
+        return f"mailbox '{name}': {sanitize(box.error, 120)}"
+    text = (
+        f"mailbox '{name}': {box.messages} messages, {box.recent} recent, "
+        f"{box.unseen} unseen, EXAMINE saw {box.exists}"
+    )
+    if box.quota is not None:
+        quota = ", ".join(f"{k} {u}/{lim}" for k, (u, lim) in box.quota.items())
+        root = sanitize(box.quota_root or "", 40)
+        text += f"; quota root '{root}': {quota or 'no limits'}"
+    elif box.quota_error:
+        text += f"; quota: {sanitize(box.quota_error, 80)}"
+    return text
 
 
 def _chain_lines(session: Session) -> list[str]:
@@ -318,6 +529,9 @@ def _chain_lines(session: Session) -> list[str]:
     if sys.version_info < (3, 10):
         lines.append("chain: Python 3.9 shows only the leaf certificate")
     return lines
+
+
+# ----------------------------------------------------------------------------- main
 
 
 def _range(text: str | None, option: str) -> nagiosplugin.Range | None:
@@ -353,6 +567,11 @@ def build(options: Options) -> nagiosplugin.Check:
         ExpiryContext("cert_days", options, resource),
         ExpiryContext("chain_days", options, resource),
         TlsContext(),
+        CapabilityContext(options),
+        MailboxContext(),
+        MessagesContext(options),
+        QuotaContext(options),
+        nagiosplugin.ScalarContext("counts"),
     ]
     return nagiosplugin.Check(resource, *contexts, ImapSummary(options, resource), name="IMAP")
 

@@ -8,6 +8,7 @@ here, so ``--help`` and ``--version`` start as fast as Python does.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from typing import NoReturn
@@ -28,6 +29,10 @@ examples:
   check_imap -H imap.example.org --tls --connect-critical 0.5 --strict-logout -v
   check_imap -H imap.example.org --tls --cert-warning 30 --cert-critical 10
   check_imap -H imap.example.org --tls --fingerprint SHA256HEX --fingerprint NEXT_SHA256HEX
+  CHECK_IMAP_PASSWORD=... check_imap -H imap.example.org --tls -u probe --quota-warning 80
+  check_imap -H imap.example.org --tls -u probe --password-file /etc/nagios/imap.pw \\
+      --mailbox INBOX --mailbox Queue --messages-critical 0
+  check_imap -H imap.example.org --starttls --require-logindisabled --all-addresses
 
 thresholds use the Nagios range syntax: "1" alerts above 1s, "0.2:1" outside 0.2..1s,
 "@0:0.1" inside. A network timeout is CRITICAL unless --timeout-state says otherwise.
@@ -198,6 +203,74 @@ def build_parser() -> Parser:
         "$XDG_CACHE_HOME/check_imap/certs.json, /var/cache/... for root)",
     )
 
+    caps = p.add_argument_group("capabilities")
+    caps.add_argument(
+        "--require-capability",
+        action="append",
+        default=[],
+        metavar="CAP",
+        type=str.upper,
+        help="the server must advertise CAP (repeatable)",
+    )
+    caps.add_argument(
+        "--forbid-capability",
+        action="append",
+        default=[],
+        metavar="CAP",
+        type=str.upper,
+        help="the server must not advertise CAP (repeatable)",
+    )
+    caps.add_argument(
+        "--capability-state",
+        choices=("ok", "warning", "critical", "unknown"),
+        default="warning",
+        type=str.lower,
+        help="state of a capability violation (default warning)",
+    )
+    caps.add_argument(
+        "--require-logindisabled",
+        action="store_true",
+        help="in clear (plain, or before STARTTLS) LOGINDISABLED must be "
+        "advertised, and after TLS it must not",
+    )
+
+    login = p.add_argument_group("login, mailboxes and quota")
+    login.add_argument(
+        "-u",
+        "--user",
+        metavar="NAME",
+        help="log in as NAME; the password comes from --password-file or "
+        "$CHECK_IMAP_PASSWORD, never from the command line",
+    )
+    login.add_argument(
+        "--password-file", metavar="FILE", help="file whose first line is the password"
+    )
+    login.add_argument(
+        "--allow-cleartext-login", action="store_true", help="allow sending credentials without TLS"
+    )
+    login.add_argument(
+        "--mailbox",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="EXAMINE this mailbox and report its messages (repeatable; "
+        "default INBOX when logged in)",
+    )
+    login.add_argument("--messages-warning", metavar="RANGE", help="message count warning")
+    login.add_argument("--messages-critical", metavar="RANGE", help="message count critical")
+    login.add_argument(
+        "--quota-warning", metavar="PERCENT", help="quota usage warning, in percent (needs QUOTA)"
+    )
+    login.add_argument(
+        "--quota-critical", metavar="PERCENT", help="quota usage critical, in percent (needs QUOTA)"
+    )
+
+    net.add_argument(
+        "--all-addresses",
+        action="store_true",
+        help="check every A and AAAA address concurrently; the worst counts",
+    )
+
     th = p.add_argument_group("thresholds (seconds, Nagios range syntax)")
     th.add_argument("-w", "--warning", metavar="RANGE", help="total response time warning")
     th.add_argument("-c", "--critical", metavar="RANGE", help="total response time critical")
@@ -269,6 +342,14 @@ def parse(argv: list[str] | None) -> Options:
         raise UsageError("--insecure and --ca-file contradict each other")
     if args.ca_file:
         _readable(args.ca_file, "--ca-file")
+    user, password = _credentials(args)
+    mailboxes = tuple(args.mailbox) or (("INBOX",) if user else ())
+    if (args.messages_warning or args.messages_critical) and not mailboxes:
+        raise UsageError("--messages-warning/--messages-critical need --mailbox or --user")
+    if (args.quota_warning or args.quota_critical) and not user:
+        raise UsageError("--quota-warning/--quota-critical need --user")
+    if args.mailbox and not user:
+        raise UsageError("--mailbox needs --user (mailboxes are only visible after login)")
     return Options(
         host=host,
         port=args.port or (993 if args.tls else 143),
@@ -295,7 +376,47 @@ def parse(argv: list[str] | None) -> Options:
         ignore_sig_alg=args.ignore_sig_alg,
         allow_empty_san=args.allow_empty_san,
         cert_cache=_cache_path(args.cert_cache),
+        user=user,
+        password=password,
+        allow_cleartext_login=args.allow_cleartext_login,
+        mailboxes=mailboxes,
+        messages_warning=args.messages_warning,
+        messages_critical=args.messages_critical,
+        quota_warning=args.quota_warning,
+        quota_critical=args.quota_critical,
+        require_capabilities=tuple(args.require_capability),
+        forbid_capabilities=tuple(args.forbid_capability),
+        capability_state=args.capability_state,
+        require_logindisabled=args.require_logindisabled,
+        all_addresses=args.all_addresses,
     )
+
+
+def _credentials(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The password never comes from argv: a file, or the environment."""
+    if args.user is None:
+        if args.password_file or args.allow_cleartext_login:
+            raise UsageError("--password-file and --allow-cleartext-login need --user")
+        return None, None
+    if not (args.tls or args.starttls or args.allow_cleartext_login):
+        raise UsageError(
+            "refusing to send credentials in clear: use --tls or --starttls "
+            "(or --allow-cleartext-login)"
+        )
+    if args.password_file:
+        try:
+            with open(args.password_file, encoding="utf-8") as f:
+                password = f.readline().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise UsageError(f"--password-file {args.password_file}: {reason}") from None
+    else:
+        password = os.environ.get("CHECK_IMAP_PASSWORD", "")
+        if not password:
+            raise UsageError("--user needs --password-file or $CHECK_IMAP_PASSWORD")
+    if not password:
+        raise UsageError(f"--password-file {args.password_file}: the first line is empty")
+    return args.user, password
 
 
 def _cache_path(option: str | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PHASES = ("connect", "tls", "greeting", "logout")
+PHASES = ("connect", "tls", "greeting", "login", "mailbox", "logout")
 """Phases with their own timing metric (``time_<phase>``) and thresholds."""
 
 
@@ -39,6 +39,25 @@ class Options:
     ignore_sig_alg: bool = False
     allow_empty_san: bool = False
     cert_cache: str | None = None  # path, or None for no cache
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)  # never printed
+    allow_cleartext_login: bool = False
+    mailboxes: tuple[str, ...] = ()
+    messages_warning: str | None = None
+    messages_critical: str | None = None
+    quota_warning: str | None = None
+    quota_critical: str | None = None
+    require_capabilities: tuple[str, ...] = ()
+    forbid_capabilities: tuple[str, ...] = ()
+    capability_state: str = "warning"
+    require_logindisabled: bool = False
+    all_addresses: bool = False
+
+    @property
+    def capability_policy(self) -> bool:
+        return bool(
+            self.require_capabilities or self.forbid_capabilities or self.require_logindisabled
+        )
 
     @property
     def mode(self) -> str:

@@ -9,9 +9,12 @@ Every server quirk can therefore be tested as a byte transcript.
 
 from __future__ import annotations
 
+import base64
 import enum
 from dataclasses import dataclass, field
 from typing import Union
+
+from .imapstr import astring_parts, encode_mailbox, paren_pairs, quota_triples, read_astring
 
 MAX_LINE = 64 * 1024
 """No response line (literals included) longer than this is ever buffered."""
@@ -39,6 +42,8 @@ class Phase(str, enum.Enum):
     GREETING = "greeting"
     CAPABILITY = "capability"
     STARTTLS = "tls"
+    LOGIN = "login"
+    MAILBOX = "mailbox"
     LOGOUT = "logout"
     DONE = "done"
 
@@ -203,6 +208,27 @@ class Logout:
     detail: str = ""  # server text of a NO/BAD, the foreign tag, or how the connection was lost
 
 
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass
+class MailboxStatus:
+    """What STATUS and EXAMINE said of one mailbox; ``error`` if either was refused."""
+
+    name: str
+    messages: int | None = None
+    recent: int | None = None
+    unseen: int | None = None
+    exists: int | None = None
+    error: str | None = None
+    quota: dict[str, tuple[int, int]] | None = None  # resource -> (usage, limit), RFC 9208 units
+    quota_root: str | None = None
+    quota_error: str | None = None
+
+
 @dataclass
 class Outcome:
     """Everything the handshake learnt; ``failure`` set means the session failed."""
@@ -210,6 +236,9 @@ class Outcome:
     greeting: Greeting | None = None
     capabilities_before_tls: tuple[str, ...] | None = None
     capabilities: tuple[str, ...] | None = None
+    capabilities_after_login: tuple[str, ...] | None = None
+    login_mechanism: str | None = None
+    mailboxes: list[MailboxStatus] = field(default_factory=list)
     logout: Logout | None = None
     failure: str | None = None
     failure_phase: Phase | None = None
@@ -245,8 +274,7 @@ Action = Union[Send, Receive, StartTLS, Done]
 
 class _Await(enum.Enum):
     GREETING = enum.auto()
-    CAPABILITY = enum.auto()
-    STARTTLS = enum.auto()
+    COMMAND = enum.auto()
     LOGOUT = enum.auto()
 
 
@@ -254,19 +282,34 @@ class _Await(enum.Enum):
 class _Command:
     tag: str
     name: str
+    mailbox: MailboxStatus | None = None
     untagged: list[Response] = field(default_factory=list)
+    pending: list[bytes] = field(default_factory=list)  # parts sent after a "+" continuation
 
 
 class Handshake:
-    """Greeting, optional CAPABILITY and STARTTLS, then a tolerant LOGOUT.
+    """Greeting, optional STARTTLS, login, mailboxes and quota, then a tolerant LOGOUT.
 
     ``starttls``: require and perform STARTTLS. ``want_capabilities``: make sure the
     capabilities are known (asking CAPABILITY if the greeting did not carry them).
+    ``credentials``: log in (AUTHENTICATE PLAIN, with SASL-IR when offered, else LOGIN).
+    ``mailboxes``: STATUS and EXAMINE each; ``quota``: GETQUOTAROOT each when offered.
     """
 
-    def __init__(self, *, starttls: bool = False, want_capabilities: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        starttls: bool = False,
+        want_capabilities: bool = False,
+        credentials: Credentials | None = None,
+        mailboxes: tuple[str, ...] = (),
+        quota: bool = False,
+    ) -> None:
         self._starttls = starttls
         self._want_caps = want_capabilities
+        self._credentials = credentials
+        self._mailboxes = mailboxes
+        self._quota = quota
         self._reader = ResponseReader()
         self._queue: list[Action] = [Receive()]
         self._await = _Await.GREETING
@@ -274,6 +317,8 @@ class Handshake:
         self._tag_seq = 0
         self._bye: Response | None = None
         self._tls_done = False
+        self._logged_in = False
+        self._work: list[tuple[str, MailboxStatus]] | None = None
         self.outcome = Outcome()
         self.phase = Phase.GREETING
         self.transcript: list[tuple[str, bytes]] = []
@@ -333,7 +378,7 @@ class Handshake:
         self._tls_done = True
         self.outcome.capabilities_before_tls = self.outcome.capabilities
         self.outcome.capabilities = None
-        self._after_capabilities_known()
+        self._next_step()
 
     # -- internals --------------------------------------------------------------
 
@@ -346,13 +391,32 @@ class Handshake:
         if len(self.transcript) < TRANSCRIPT_LIMIT:
             self.transcript.append((direction, data))
 
-    def _send(self, name: str) -> None:
+    def _send(
+        self,
+        name: str,
+        args: tuple[list[bytes], ...] = (),
+        *,
+        shown: str | None = None,
+        mailbox: MailboxStatus | None = None,
+    ) -> None:
+        """Send a command; a literal argument waits for the server's continuation."""
         self._tag_seq += 1
         tag = f"a{self._tag_seq}"
-        self._cmd = _Command(tag, name)
-        line = f"{tag} {name}\r\n".encode("ascii")
-        self._record("C", line[:-2])
-        self._queue.append(Send(line))
+        caps = self._current_caps() or ()
+        segments: list[bytes] = []
+        current = f"{tag} {name}".encode("ascii")
+        for parts in args:
+            current += b" " + parts[0]
+            if len(parts) == 2:  # a literal: {n} CRLF, then its bytes
+                if "LITERAL+" in caps:
+                    current = current[:-1] + b"+}\r\n" + parts[1]
+                else:
+                    segments.append(current + b"\r\n")
+                    current = parts[1]
+        segments.append(current + b"\r\n")
+        self._cmd = _Command(tag, name.split(" ", 1)[0], mailbox, pending=segments[1:])
+        self._record("C", f"{tag} {shown}".encode() if shown else segments[0][:-2])
+        self._queue.append(Send(segments[0]))
 
     def _fail(self, reason: str) -> None:
         self.outcome.failure = reason
@@ -362,6 +426,11 @@ class Handshake:
     def _done(self) -> None:
         self.phase = Phase.DONE
         self._queue = [Done(self.outcome)]
+
+    def _current_caps(self) -> tuple[str, ...] | None:
+        if self._logged_in and self.outcome.capabilities_after_login is not None:
+            return self.outcome.capabilities_after_login
+        return self.outcome.capabilities
 
     def _handle(self, resp: Response) -> None:
         if self._await is _Await.GREETING:
@@ -377,16 +446,85 @@ class Handshake:
                 cmd.untagged.append(resp)
             return
         if resp.tag == "+":
-            # Nothing we send takes a continuation: a "+" here is nonsense, but harmless.
+            if cmd.pending:
+                self._queue.append(Send(cmd.pending.pop(0)))
+                if cmd.name in ("AUTHENTICATE", "LOGIN"):
+                    self._record("C", b"[credentials redacted]")
+            elif cmd.name == "AUTHENTICATE":
+                self._queue.append(Send(b"*\r\n"))  # a challenge we cannot answer: cancel
             return
         if self._await is _Await.LOGOUT:
             self._on_logout_tagged(resp, cmd)
         elif resp.tag != cmd.tag:
             self._fail(f"{cmd.name} answered with tag {resp.tag!r} instead of {cmd.tag!r}")
-        elif self._await is _Await.CAPABILITY:
-            self._on_capability(resp, cmd)
         else:
-            self._on_starttls(resp)
+            self._on_tagged(resp, cmd)
+
+    def _on_tagged(self, resp: Response, cmd: _Command) -> None:
+        ok = resp.kind == "OK"
+        said = f"{resp.kind or '(nothing)'} {resp.text}".strip()
+        if cmd.name == "CAPABILITY":
+            if not ok:
+                self._fail(f"CAPABILITY answered {resp.kind or '(nothing)'}")
+                return
+            caps: list[str] = []
+            for untagged in cmd.untagged:
+                if untagged.kind == "CAPABILITY":
+                    caps.extend(capabilities_from(untagged.text))
+            self._caps_from_code(resp)
+            self._set_caps(tuple(caps) or self._current_caps() or ())
+        elif cmd.name == "STARTTLS":
+            if not ok:
+                self._fail(f"STARTTLS refused: {resp.kind or '(nothing)'}")
+                return
+            self._queue.append(StartTLS())
+            return
+        elif cmd.name in ("LOGIN", "AUTHENTICATE"):
+            if not ok:
+                code = f"[{resp.code}] " if resp.code else ""
+                self._fail(f"login failed: {resp.kind} {code}{resp.text}".strip())
+                return
+            self._logged_in = True
+            self._caps_from_code(resp)
+        elif cmd.mailbox is not None:
+            self._on_mailbox_reply(cmd, cmd.mailbox, ok, said)
+        self._next_step()
+
+    def _caps_from_code(self, resp: Response) -> None:
+        if resp.code.upper().startswith("CAPABILITY "):
+            self._set_caps(capabilities_from(resp.code)[1:])
+
+    def _set_caps(self, caps: tuple[str, ...]) -> None:
+        if self._logged_in:
+            self.outcome.capabilities_after_login = caps
+        else:
+            self.outcome.capabilities = caps
+
+    def _on_mailbox_reply(self, cmd: _Command, box: MailboxStatus, ok: bool, said: str) -> None:
+        if cmd.name == "GETQUOTAROOT":
+            if not ok:
+                box.quota_error = said
+                return
+            box.quota = {}
+            for untagged in cmd.untagged:
+                text = _decode(untagged.raw)
+                if untagged.kind == "QUOTAROOT":
+                    roots = read_astring(read_astring(untagged.text)[1])[0]
+                    box.quota_root = roots or None
+                elif untagged.kind == "QUOTA":
+                    box.quota.update(quota_triples(text))
+            return
+        if not ok:
+            box.error = box.error or f"{cmd.name} {said}"
+            return
+        for untagged in cmd.untagged:
+            if cmd.name == "STATUS" and untagged.kind == "STATUS":
+                pairs = paren_pairs(_decode(untagged.raw))
+                box.messages = pairs.get("MESSAGES", box.messages)
+                box.recent = pairs.get("RECENT", box.recent)
+                box.unseen = pairs.get("UNSEEN", box.unseen)
+            elif untagged.kind.isdigit() and untagged.text.upper().startswith("EXISTS"):
+                box.exists = int(untagged.kind)
 
     def _on_greeting(self, resp: Response) -> None:
         greeting = classify_greeting(resp)
@@ -404,46 +542,97 @@ class Handshake:
             # otherwise silently skip encryption (a known downgrade trick).
             self._fail("server sent PREAUTH in clear, so STARTTLS is impossible")
             return
-        self._after_capabilities_known()
+        self._logged_in = greeting.kind is GreetingKind.PREAUTH and self._credentials is not None
+        if self._logged_in:
+            self.outcome.login_mechanism = "PREAUTH"
+        self._await = _Await.COMMAND
+        self._next_step()
 
-    def _after_capabilities_known(self) -> None:
-        caps = self.outcome.capabilities
-        need_caps = (self._starttls and not self._tls_done) or self._want_caps
-        if caps is None and need_caps:
-            self.phase = Phase.CAPABILITY
-            self._await = _Await.CAPABILITY
-            self._send("CAPABILITY")
-            return
+    def _next_step(self) -> None:
+        """Decide the next command from what is known so far."""
+        caps = self._current_caps()
         if self._starttls and not self._tls_done:
-            if "STARTTLS" not in (caps or ()):
+            if caps is None:
+                self._command_phase(Phase.CAPABILITY, "CAPABILITY")
+            elif "STARTTLS" not in caps:
                 self._fail("STARTTLS is not advertised")
-                return
-            self.phase = Phase.STARTTLS
-            self._await = _Await.STARTTLS
-            self._send("STARTTLS")
+            else:
+                self._command_phase(Phase.STARTTLS, "STARTTLS")
+            return
+        logging_in = self._credentials is not None and not self._logged_in
+        if caps is None and (self._want_caps or logging_in):
+            self._command_phase(Phase.CAPABILITY, "CAPABILITY")
+            return
+        if logging_in:
+            self._login(caps or ())
+            return
+        after_login = self.outcome.capabilities_after_login
+        if self._work is None and self._logged_in and self._quota and after_login is None:
+            # Servers may offer more (QUOTA) once logged in; ask unless the OK told us.
+            self._command_phase(Phase.CAPABILITY, "CAPABILITY")
+            return
+        if self._work is None:
+            self._work = self._plan_mailboxes()
+        if self._work:
+            self.phase = Phase.MAILBOX
+            step, box = self._work.pop(0)
+            name = astring_parts(encode_mailbox(box.name))
+            extra = [b"(MESSAGES RECENT UNSEEN)"] if step == "STATUS" else []
+            args = (name, extra) if extra else (name,)
+            self._send(step, args, mailbox=box)
             return
         self.phase = Phase.LOGOUT
         self._await = _Await.LOGOUT
         self._send("LOGOUT")
 
-    def _on_capability(self, resp: Response, cmd: _Command) -> None:
-        if resp.kind != "OK":
-            self._fail(f"CAPABILITY answered {resp.kind or '(nothing)'}")
-            return
-        caps: list[str] = []
-        for untagged in cmd.untagged:
-            if untagged.kind == "CAPABILITY":
-                caps.extend(capabilities_from(untagged.text))
-        if resp.code.upper().startswith("CAPABILITY "):
-            caps.extend(capabilities_from(resp.code)[1:])
-        self.outcome.capabilities = tuple(caps)
-        self._after_capabilities_known()
+    def _command_phase(self, phase: Phase, name: str) -> None:
+        self.phase = phase
+        self._send(name)
 
-    def _on_starttls(self, resp: Response) -> None:
-        if resp.kind != "OK":
-            self._fail(f"STARTTLS refused: {resp.kind or '(nothing)'}")
+    def _plan_mailboxes(self) -> list[tuple[str, MailboxStatus]]:
+        quota_ok = "QUOTA" in (self._current_caps() or ())
+        work: list[tuple[str, MailboxStatus]] = []
+        for name in self._mailboxes:
+            box = MailboxStatus(name)
+            self.outcome.mailboxes.append(box)
+            # STATUS before EXAMINE: RFC 3501 discourages STATUS on the selected mailbox.
+            work += [("STATUS", box), ("EXAMINE", box)]
+            if self._quota and quota_ok:
+                work.append(("GETQUOTAROOT", box))
+        return work
+
+    def _login(self, caps: tuple[str, ...]) -> None:
+        creds = self._credentials
+        if creds is None:
             return
-        self._queue.append(StartTLS())
+        self.phase = Phase.LOGIN
+        if "AUTH=PLAIN" in caps:
+            token = base64.b64encode(
+                b"\0" + creds.user.encode("utf-8") + b"\0" + creds.password.encode("utf-8")
+            )
+            self.outcome.login_mechanism = "AUTHENTICATE PLAIN"
+            if "SASL-IR" in caps:
+                self._send(
+                    "AUTHENTICATE PLAIN",
+                    ([token],),
+                    shown="AUTHENTICATE PLAIN [credentials redacted]",
+                )
+            else:
+                self._send("AUTHENTICATE PLAIN", shown="AUTHENTICATE PLAIN")
+                if self._cmd is not None:
+                    self._cmd.pending.append(token + b"\r\n")
+            return
+        if "LOGINDISABLED" in caps:
+            self._fail("no way to log in: LOGINDISABLED and no AUTH=PLAIN")
+            return
+        self.outcome.login_mechanism = "LOGIN"
+        user = astring_parts(creds.user)
+        shown_user = sanitize_user(creds.user)
+        self._send(
+            "LOGIN",
+            (user, astring_parts(creds.password)),
+            shown=f"LOGIN {shown_user} [password redacted]",
+        )
 
     def _upgrade_pending(self) -> bool:
         return bool(self._queue) and isinstance(self._queue[-1], StartTLS)
@@ -460,7 +649,7 @@ class Handshake:
             self._bye = resp
             return
         # An unsolicited BYE before LOGOUT: the server is shutting us out.
-        self._fail("server closed the session with BYE")
+        self._fail(f"server closed the session with BYE: {resp.text}".rstrip(": "))
 
     def _on_logout_tagged(self, resp: Response, cmd: _Command) -> None:
         if resp.tag != cmd.tag:
@@ -476,6 +665,13 @@ class Handshake:
         self._done()
 
     def _closed(self, lost: str | None) -> None:
+        partial = self._reader.buffered
+        if self.phase is Phase.GREETING and partial:
+            self._record("S", partial)
+            greeting = classify_greeting(parse_response(partial))
+            if greeting.kind is GreetingKind.NOT_IMAP:
+                self._on_greeting(parse_response(partial))
+                return
         if self.phase is Phase.LOGOUT:
             if self._bye is not None:
                 self._finish_logout(LogoutEnding.BYE_THEN_CLOSE, lost or "")
@@ -484,19 +680,19 @@ class Handshake:
             else:
                 self._finish_logout(LogoutEnding.CLOSED_NO_REPLY)
             return
-        partial = self._reader.buffered
-        if self.phase is Phase.GREETING and partial:
-            self._record("S", partial)
-            greeting = classify_greeting(parse_response(partial))
-            if greeting.kind is GreetingKind.NOT_IMAP:
-                self._on_greeting(parse_response(partial))
-                return
         what = f"connection {lost}" if lost else "server closed the connection"
         where = {
             Phase.GREETING: "before the greeting",
             Phase.CAPABILITY: "after CAPABILITY",
             Phase.STARTTLS: "after STARTTLS",
+            Phase.LOGIN: "during login",
+            Phase.MAILBOX: "during the mailbox checks",
         }.get(self.phase, "")
         if self.phase is Phase.GREETING and partial:
             where = "in the middle of the greeting"
         self._fail(f"{what} {where}".strip())
+
+
+def sanitize_user(user: str) -> str:
+    """The user name as the transcript shows it (quoted, never the password)."""
+    return '"' + "".join(ch if ch.isprintable() else "?" for ch in user)[:64] + '"'

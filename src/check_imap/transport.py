@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .certs import CertBlob
-from .protocol import Done, Handshake, Outcome, Phase, Receive, Send, StartTLS
+from .protocol import Credentials, Done, Handshake, Outcome, Phase, Receive, Send, StartTLS
 
 RECV_SIZE = 16 * 1024  # with protocol.MAX_LINE this bounds what a server can make us hold
 
@@ -89,6 +89,8 @@ _WAITING = {
     Phase.GREETING.value: "waiting for the greeting",
     Phase.CAPABILITY.value: "waiting for the CAPABILITY reply",
     Phase.STARTTLS.value: "in STARTTLS",
+    Phase.LOGIN.value: "logging in",
+    Phase.MAILBOX.value: "in the mailbox checks",
     Phase.LOGOUT.value: "waiting for the LOGOUT reply",
 }
 
@@ -146,28 +148,94 @@ def make_context(target: Target) -> ssl.SSLContext:
     return ctx
 
 
-def run(target: Target, timeout: float, *, want_capabilities: bool = False) -> Session:
+@dataclass(frozen=True)
+class Plan:
+    """What the session does after the greeting (see protocol.Handshake)."""
+
+    want_capabilities: bool = False
+    credentials: Credentials | None = None
+    mailboxes: tuple[str, ...] = ()
+    quota: bool = False
+
+
+def run(target: Target, timeout: float, plan: Plan = Plan()) -> Session:
     """Run the whole session; network failures end up in ``Session.error``, never raised."""
     deadline = Deadline(timeout)
-    session = _session(target, deadline, want_capabilities)
+    return _checked_session(target, deadline, plan, None)
+
+
+def run_all(target: Target, timeout: float, plan: Plan = Plan()) -> list[tuple[str, Session]]:
+    """One session per resolved address, concurrently, all within the one deadline.
+
+    Returns ``(label, session)`` pairs such as ``("v4_1", ...)``, IPv4 first. A name
+    that does not resolve gives one failed session labelled ``"v4_1"``.
+    """
+    import threading
+
+    deadline = Deadline(timeout)
+    try:
+        infos = _resolve(target, deadline)
+    except NetworkError as exc:
+        failed = Session(outcome=Outcome(), error=exc, total=deadline.elapsed())
+        return [("v4_1", failed)]
+    seen: list[Any] = []
+    for info in sorted(infos, key=lambda i: (i[0] != socket.AF_INET, i[4][0])):
+        if info not in seen:
+            seen.append(info)
+    labels: list[str] = []
+    counts = {socket.AF_INET: 0, socket.AF_INET6: 0}
+    for info in seen:
+        counts[info[0]] = counts.get(info[0], 0) + 1
+        labels.append(f"v{4 if info[0] == socket.AF_INET else 6}_{counts[info[0]]}")
+    results: list[Session | None] = [None] * len(seen)
+
+    def work(index: int) -> None:
+        results[index] = _checked_session(target, deadline, plan, [seen[index]])
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(seen))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline.end - time.monotonic()) + 0.5)
+    out: list[tuple[str, Session]] = []
+    for label, info, result in zip(labels, seen, results):
+        session = result
+        if session is None:  # cannot happen: every socket step is bounded by the deadline
+            reason = f"timeout after {deadline.seconds:g}s"
+            session = Session(outcome=Outcome(), error=NetworkTimeout(reason, "connect"))
+            session.address = _fmt_addr(info[4])
+        out.append((label, session))
+    return out
+
+
+def _checked_session(
+    target: Target, deadline: Deadline, plan: Plan, infos: list[Any] | None
+) -> Session:
+    session = _session(target, deadline, plan, infos)
     if isinstance(session.error, CertificateError) and session.error.verify_code in WEAK_CRYPTO:
-        session = _session(dataclasses.replace(target, weak_ok=True), deadline, want_capabilities)
+        session = _session(dataclasses.replace(target, weak_ok=True), deadline, plan, infos)
     if isinstance(session.error, CertificateError):
         # Verification failed and stays failed. To explain why, look (without trusting)
         # at what the server presents, within what is left of the same deadline.
-        probe = _session(dataclasses.replace(target, insecure=True), deadline, False)
+        probe = _session(dataclasses.replace(target, insecure=True), deadline, Plan(), infos)
         session.unverified = probe.tls
     session.total = deadline.elapsed()
     return session
 
 
-def _session(target: Target, deadline: Deadline, want_capabilities: bool) -> Session:
-    hs = Handshake(starttls=target.starttls, want_capabilities=want_capabilities)
+def _session(target: Target, deadline: Deadline, plan: Plan, infos: list[Any] | None) -> Session:
+    hs = Handshake(
+        starttls=target.starttls,
+        want_capabilities=plan.want_capabilities,
+        credentials=plan.credentials,
+        mailboxes=plan.mailboxes,
+        quota=plan.quota,
+    )
     session = Session(outcome=hs.outcome)
     sock: socket.socket | None = None
     try:
         ctx = make_context(target) if (target.tls or target.starttls) else None
-        sock, session.address = _connect(target, deadline, session.timings)
+        sock, session.address = _connect(target, deadline, session.timings, infos)
         if ctx is not None and target.tls:
             sock = _start_tls(sock, ctx, target, deadline, session, "tls")
         _drive(hs, sock, ctx, target, deadline, session)
@@ -227,10 +295,11 @@ def _resolve(target: Target, deadline: Deadline) -> list[Any]:
 
 
 def _connect(
-    target: Target, deadline: Deadline, timings: dict[str, float]
+    target: Target, deadline: Deadline, timings: dict[str, float], infos: list[Any] | None
 ) -> tuple[socket.socket, str]:
     start = time.monotonic()
-    infos = _resolve(target, deadline)
+    if infos is None:
+        infos = _resolve(target, deadline)
     last: NetworkError | None = None
     for family, socktype, proto, _canon, addr in infos:
         sock = socket.socket(family, socktype, proto)
