@@ -288,7 +288,7 @@ def test_tls_on_the_plain_port(dovecot: Dovecot) -> None:
 def test_plain_on_the_tls_port_times_out(dovecot: Dovecot) -> None:
     port = dovecot.main.tls_port
     run = check_imap("-H", "localhost", "-p", str(port), "-t", "2")
-    text = "timeout after 2s waiting for the greeting"
+    text = "timeout after 2s waiting for the greeting: not a byte arrived (an implicit TLS port? try --tls)"
     expect(run, 2, problem("CRITICAL", "localhost", port, re.escape(text)), timeout=3)
     assert run.elapsed >= 2, run.elapsed
 

@@ -84,7 +84,7 @@ def test_silent_server_times_out_critical() -> None:
     assert_line(
         result,
         2,
-        rf"IMAP CRITICAL - 127\.0\.0\.1:{srv.port}: timeout after 1\.5s waiting for the greeting",
+        rf"IMAP CRITICAL - 127\.0\.0\.1:{srv.port}: timeout after 1\.5s waiting for the greeting: not a byte arrived \(an implicit TLS port\? try --tls\)",
     )
     assert 1.5 <= result.elapsed < 3.0
 
@@ -95,7 +95,7 @@ def test_timeout_state_is_configurable() -> None:
     assert_line(
         result,
         1,
-        rf"IMAP WARNING - 127\.0\.0\.1:{srv.port}: timeout after 1s waiting for the greeting",
+        rf"IMAP WARNING - 127\.0\.0\.1:{srv.port}: timeout after 1s waiting for the greeting: not a byte arrived \(an implicit TLS port\? try --tls\)",
     )
     assert 1.0 <= result.elapsed < 2.5
 
@@ -443,7 +443,7 @@ def test_plain_spoken_to_a_tls_port(pki: Pki) -> None:
     assert_line(
         result,
         2,
-        rf"IMAP CRITICAL - 127\.0\.0\.1:{srv.port}: timeout after 1\.5s waiting for the greeting",
+        rf"IMAP CRITICAL - 127\.0\.0\.1:{srv.port}: timeout after 1\.5s waiting for the greeting: not a byte arrived \(an implicit TLS port\? try --tls\)",
     )
     assert 1.5 <= result.elapsed < 3
 

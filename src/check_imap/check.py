@@ -20,7 +20,7 @@ from .certs import CryptoCache
 from .options import PHASES, Options, UsageError
 from .protocol import Credentials, GreetingKind, LogoutEnding, MailboxStatus, Phase
 from .text import sanitize
-from .transport import CertificateError, NetworkTimeout, Plan, Session, Target, run_all
+from .transport import CertificateError, NetworkTimeout, Plan, Session, Target, TLSInfo, run_all
 from .transport import run as run_session
 
 STATES = {
@@ -196,7 +196,7 @@ class SessionContext(nagiosplugin.Context):  # type: ignore[misc]
             error = session.error
             if isinstance(error, NetworkTimeout):
                 state = STATES[self.options.timeout_state]
-                return nagiosplugin.Result(state, _timeout_hint(error.reason, self.options))
+                return nagiosplugin.Result(state, _timeout_hint(error, session, self.options))
             if isinstance(error, CertificateError):
                 name = self.options.sni or self.options.host
                 reason = certpolicy.explain_verify_failure(
@@ -236,10 +236,11 @@ def _logout_text(session: Session) -> str:
     return text
 
 
-def _timeout_hint(reason: str, options: Options) -> str:
-    if options.mode == "plain" and options.port == 993 and "greeting" in reason:
-        return f"{reason} (port 993 is usually implicit TLS: try --tls)"
-    return reason
+def _timeout_hint(error: NetworkTimeout, session: Session, options: Options) -> str:
+    """A silent server on a plain connection is most often a TLS port waiting for us."""
+    if options.mode == "plain" and error.phase == Phase.GREETING.value and not session.received:
+        return f"{error.reason}: not a byte arrived (an implicit TLS port? try --tls)"
+    return error.reason
 
 
 def _failure_hint(session: Session) -> str:
@@ -461,7 +462,10 @@ def detail_lines(options: Options, session: Session) -> list[str]:
             else "certificate NOT verified (--insecure)"
         )
         lines.append(f"tls: {tls.version} {tls.cipher} ({tls.bits} bits), {checked}")
-        lines.extend(_chain_lines(session))
+        lines.extend(_chain_lines(tls))
+    if session.unverified is not None:
+        lines.append("presented certificates (NOT trusted, shown to explain the failure):")
+        lines.extend(_chain_lines(session.unverified))
     if outcome.greeting is not None:
         greeting = outcome.greeting
         lines.append(f"greeting: {greeting.kind.value} {sanitize(greeting.text, 120)}".rstrip())
@@ -509,10 +513,7 @@ def _mailbox_line(box: MailboxStatus) -> str:
     return text
 
 
-def _chain_lines(session: Session) -> list[str]:
-    tls = session.tls
-    if tls is None:
-        return []
+def _chain_lines(tls: TLSInfo) -> list[str]:
     now = time.time()
     chain = certpolicy.chain_facts(tls)
     lines = []

@@ -322,6 +322,7 @@ class Handshake:
         self.outcome = Outcome()
         self.phase = Phase.GREETING
         self.transcript: list[tuple[str, bytes]] = []
+        self.received = 0  # bytes from the server, complete responses or not
 
     # -- driver API -------------------------------------------------------------
 
@@ -341,6 +342,7 @@ class Handshake:
         if not data:
             self._closed(lost=None)
             return
+        self.received += len(data)
         try:
             responses = self._reader.feed(data)
         except ProtocolError as exc:

@@ -131,6 +131,7 @@ class Session:
     transcript: list[tuple[str, bytes]] = field(default_factory=list)
     error: NetworkError | None = None
     unverified: TLSInfo | None = None  # after a verification failure: what was presented
+    received: int = 0  # bytes the server sent in this session
 
 
 def make_context(target: Target) -> ssl.SSLContext:
@@ -244,6 +245,7 @@ def _session(target: Target, deadline: Deadline, plan: Plan, infos: list[Any] | 
     finally:
         session.total = deadline.elapsed()
         session.transcript = hs.transcript
+        session.received = hs.received
         if sock is not None:
             _close(sock)
     return session
