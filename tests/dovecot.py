@@ -9,12 +9,15 @@ free high ports; every unused listener gets ``port = 0`` so that Dovecot never o
 default 143/993.
 
 Instances: ``main`` (plain+STARTTLS and implicit TLS, certificate for localhost) and
-``expired``, ``wronghost``, ``soon`` (implicit TLS only).
+``expired``, ``wronghost``, ``soon`` (implicit TLS only). ``LOGIN_SPECS`` are a separate
+set for the login, mailbox and quota tests (``quota``, ``clear`` and ``v4only``), started
+with ``start(specs=LOGIN_SPECS)`` so that the session fixture keeps its four instances.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import datetime as dt
 import grp
@@ -44,6 +47,27 @@ PASSWORD = "probe-secret"
 CUR_MESSAGES = 3
 NEW_MESSAGES = 2
 MESSAGES = CUR_MESSAGES + NEW_MESSAGES
+
+HOST_NOT_LOOPBACK_EQUAL = "127.0.0.2"
+"""Dovecot treats a connection whose remote IP equals its local IP as secured (so never
+LOGINDISABLED). Connecting to 127.0.0.2 comes from 127.0.0.1 on Linux: a cleartext
+connection as Dovecot sees one from another machine."""
+
+QUOTA_STORAGE_KIB = 1024
+QUOTA_MESSAGES = 100
+QUOTA_CONFIG = f"""
+mail_plugins = $mail_plugins quota
+protocol imap {{
+  mail_plugins = $mail_plugins imap_quota
+}}
+plugin {{
+  quota = count:User quota
+  quota_vsizes = yes
+  quota_rule = *:storage={QUOTA_STORAGE_KIB}K:messages={QUOTA_MESSAGES}
+}}
+"""
+"""Dovecot 2.3's quota plugin with the ``count`` backend: GETQUOTAROOT then reports
+``STORAGE <used KiB> 1024 MESSAGE <count> 100`` from the mailbox index."""
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
@@ -108,11 +132,11 @@ def ipv6_loopback() -> bool:
     return True
 
 
-def free_port(ipv6: bool = False) -> int:
-    """A port free on 127.0.0.1 (and on ::1 with ``ipv6``) right now; may race, hence retries."""
+def free_port(ipv6: bool = False, host: str = HOST) -> int:
+    """A port free on ``host`` (and on ::1 with ``ipv6``) right now; may race, hence retries."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((HOST, 0))
+            s.bind((host, 0))
             port = int(s.getsockname()[1])
         if not ipv6:
             return port
@@ -178,6 +202,8 @@ class Spec:
     plain: bool  # plain+STARTTLS listener besides implicit TLS
     ipv6: bool = True  # also listen on ::1 when this machine has it
     extra: str = ""  # appended to the config
+    host: str = HOST  # the IPv4 address to listen on
+    folders: tuple[tuple[str, int], ...] = ()  # extra mailboxes: (name, unseen messages)
 
 
 SPECS = (
@@ -185,6 +211,25 @@ SPECS = (
     Spec("expired", "expired", plain=False),
     Spec("wronghost", "wronghost", plain=False),
     Spec("soon", "soon", plain=False),
+)
+
+FOLDERS = (("Queue", 0), ("Sent Items", 2), ('Say "hi"', 1), ("Entwürfe", 4))
+"""Mailboxes of the ``quota`` instance: empty, a space, a double quote, non-ASCII."""
+
+LOGIN_SPECS = (
+    # Quota plugin, extra folders, 127.0.0.1 and ::1.
+    Spec("quota", "localhost", plain=True, extra=QUOTA_CONFIG, folders=FOLDERS),
+    # Reached from another IP, so LOGINDISABLED in clear; no delay on a failed login.
+    Spec(
+        "clear",
+        "localhost",
+        plain=True,
+        ipv6=False,
+        host=HOST_NOT_LOOPBACK_EQUAL,
+        extra="auth_failure_delay = 0\n",
+    ),
+    # 127.0.0.1 only, never ::1: half of a dual-stack name answers.
+    Spec("v4only", "localhost", plain=True, ipv6=False),
 )
 
 
@@ -229,7 +274,7 @@ class Instance:
 
     @property
     def addresses(self) -> list[str]:
-        return [HOST, "::1"] if self.ipv6 else [HOST]
+        return [self.host, "::1"] if self.ipv6 else [self.host]
 
     def master_pid(self) -> int | None:
         try:
@@ -324,12 +369,41 @@ def _ids() -> tuple[int, int, str, str]:
     return uid, gid, pwd.getpwuid(uid).pw_name, grp.getgrgid(gid).gr_name
 
 
-def _write_maildir(maildir: Path, uid: int, gid: int) -> None:
+def _write_maildir(
+    maildir: Path, uid: int, gid: int, folders: tuple[tuple[str, int], ...] = ()
+) -> None:
+    _write_messages(maildir, CUR_MESSAGES, NEW_MESSAGES)
+    for name, unseen in folders:
+        # Maildir++: ".<name>" with the name in modified UTF-7, as Dovecot 2.3 stores it.
+        folder = maildir / f".{encode_mutf7(name)}"
+        _write_messages(folder, 0, unseen)
+        (folder / "maildirfolder").touch()
+    for path in [maildir, *maildir.rglob("*")]:
+        os.chown(path, uid, gid)
+
+
+def encode_mutf7(name: str) -> str:
+    """RFC 3501 modified UTF-7, written here independently of check_imap's imapstr."""
+    out, pending = [], ""
+    for ch in name + "\0":  # the sentinel flushes the last non-ASCII run
+        if ch != "\0" and not 0x20 <= ord(ch) <= 0x7E:
+            pending += ch
+            continue
+        if pending:
+            b64 = base64.b64encode(pending.encode("utf-16-be")).decode().rstrip("=")
+            out.append("&" + b64.replace("/", ",") + "-")
+            pending = ""
+        if ch != "\0":
+            out.append("&-" if ch == "&" else ch)
+    return "".join(out)
+
+
+def _write_messages(maildir: Path, cur: int, new: int) -> None:
     stamp = int(time.time())
     for sub in ("cur", "new", "tmp"):
         (maildir / sub).mkdir(parents=True, exist_ok=True)
-    for i in range(MESSAGES):
-        seen = i < CUR_MESSAGES
+    for i in range(cur + new):
+        seen = i < cur
         body = (
             f"From: sender{i}@example.invalid\n"
             f"To: {USER}@example.invalid\n"
@@ -342,8 +416,6 @@ def _write_maildir(maildir: Path, uid: int, gid: int) -> None:
         base = f"{stamp}.M{i}P{os.getpid()}.check-imap-test"
         path = maildir / ("cur" if seen else "new") / (f"{base}:2,S" if seen else base)
         path.write_text(body)
-    for path in [maildir, *maildir.rglob("*")]:
-        os.chown(path, uid, gid)
 
 
 def _config(instance: Instance, pki_: Pki, cert: str) -> str:
@@ -404,6 +476,11 @@ service imap-login {{
 """
 
 
+def _free_port(ipv6: bool, host: str) -> int:
+    # The one-argument call for the default host: tests replace free_port(ipv6) with a stub.
+    return free_port(ipv6) if host == HOST else free_port(ipv6, host)
+
+
 def _prepare(root: Path, spec: Spec, pki_: Pki, ipv6: bool) -> Instance:
     directory = root / spec.name
     if directory.exists():
@@ -412,9 +489,9 @@ def _prepare(root: Path, spec: Spec, pki_: Pki, ipv6: bool) -> Instance:
     with_ipv6 = spec.ipv6 and ipv6
     instance = Instance(
         name=spec.name,
-        host=HOST,
-        tls_port=free_port(with_ipv6),
-        plain_port=free_port(with_ipv6) if spec.plain else None,
+        host=spec.host,
+        tls_port=_free_port(with_ipv6, spec.host),
+        plain_port=_free_port(with_ipv6, spec.host) if spec.plain else None,
         ipv6=with_ipv6,
         ca_file=pki_.ca_file,
         cert=pki_.leaves[spec.cert],
@@ -431,7 +508,7 @@ def _prepare(root: Path, spec: Spec, pki_: Pki, ipv6: bool) -> Instance:
         d.mkdir(parents=True)
     instance.users.write_text(f"{USER}:{{PLAIN}}{PASSWORD}:{uid}:{gid}::{instance.maildir}::\n")
     instance.users.chmod(0o644)
-    _write_maildir(instance.maildir, uid, gid)
+    _write_maildir(instance.maildir, uid, gid, spec.folders)
     instance.config.write_text(_config(instance, pki_, spec.cert) + spec.extra)
     return instance
 
@@ -588,3 +665,64 @@ def start(root: Path | None = None, specs: tuple[Spec, ...] = SPECS) -> Dovecot:
         raise
     bed.instances = {s.name: bed.instances[s.name] for s in specs}
     return bed
+
+
+# --------------------------------------------------------------------------- name resolution
+
+LOCALHOST_ADDRESSES = ("127.0.0.1", "::1")
+
+NO_DUAL_STACK = (
+    "localhost does not resolve to both 127.0.0.1 and ::1 here "
+    "(/etc/hosts lacks '::1 localhost'; not edited by the tests)"
+)
+
+_SITECUSTOMIZE = '''\
+"""Test stand-in for DNS, loaded by the check_imap under test (PYTHONPATH)."""
+import json
+import os
+import socket
+
+_HOSTS = json.loads(os.environ["CHECK_IMAP_TEST_HOSTS"])
+_real = socket.getaddrinfo
+
+
+def _getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+    if host not in _HOSTS:
+        return _real(host, port, family, type, proto, flags)
+    out = []
+    for ip in _HOSTS[host]:
+        fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        if family in (0, fam):
+            sockaddr = (ip, int(port), 0, 0) if fam == socket.AF_INET6 else (ip, int(port))
+            out.append((fam, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr))
+    if not out:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return out
+
+
+socket.getaddrinfo = _getaddrinfo
+'''
+
+
+def localhost_dual_stack() -> bool:
+    """Whether this machine's resolver gives localhost both 127.0.0.1 and ::1."""
+    try:
+        infos = socket.getaddrinfo("localhost", None, 0, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return set(LOCALHOST_ADDRESSES) <= {info[4][0] for info in infos}
+
+
+def stand_in_resolver(directory: Path, hosts: dict[str, list[str]]) -> dict[str, str]:
+    """Environment for a check_imap run in which ``hosts`` resolve as given.
+
+    For machines whose /etc/hosts has no ``::1 localhost``: a ``sitecustomize`` replaces
+    ``socket.getaddrinfo`` for these names only, so everything from the resolved
+    addresses on (connect, per-address sessions, labels, summary) is check_imap's own.
+    """
+    import json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    path = os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH")) if p)
+    return {"PYTHONPATH": path, "CHECK_IMAP_TEST_HOSTS": json.dumps(hosts)}

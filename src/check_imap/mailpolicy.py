@@ -14,7 +14,8 @@ def capability_problems(options: Options, outcome: Outcome) -> list[str]:
     """Violations of --require/--forbid-capability and --require-logindisabled."""
     problems: list[str] = []
     encrypted = options.tls or options.starttls
-    current = set(outcome.capabilities or ())
+    # What the session offers now: before login plus what login added (QUOTA, NOTIFY ...).
+    current = set(outcome.capabilities or ()) | set(outcome.capabilities_after_login or ())
     if outcome.capabilities is not None:
         missing = [c for c in options.require_capabilities if c not in current]
         problems += [f"capability {c} not advertised" for c in missing]

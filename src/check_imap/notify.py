@@ -10,10 +10,14 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import Any, NoReturn
 
 from check_imap import __version__, policy
 from check_imap.state import CorruptState, StateError, StateFile, default_path
+from check_imap.text import help_width
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 PROG = "notify_on_change"
 EXIT_NOTHING = 0  # nothing was due, or it was held back (budget, retry back-off)
@@ -72,6 +76,10 @@ testing aid: NOTIFY_ON_CHANGE_NOW=<epoch seconds> replaces the clock.
 
 class UsageError(Exception):
     """Bad input: one line on stderr, exit 3."""
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, width=help_width())  # no shutil import
 
 
 class _Parser(argparse.ArgumentParser):
@@ -517,7 +525,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 def _admin(argv: list[str]) -> int:
     action = argv[0]
-    parser = _Parser(prog=f"{PROG} {action}")
+    parser = _Parser(prog=f"{PROG} {action}", formatter_class=_formatter)
     if action == "forget":
         parser.add_argument("key", metavar="KEY")
         parser.add_argument("--lock-timeout", type=_positive_duration, default=10.0)
@@ -566,7 +574,7 @@ def _main_parser() -> _Parser:
         description="Run COMMAND only when a monitored state changes: confirmed, "
         "rate-limited, retried until delivered, safe against crashes and concurrent runs.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_formatter,
     )
     add = parser.add_argument
     add("--version", action="version", version=f"{PROG} {__version__}")

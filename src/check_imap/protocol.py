@@ -12,9 +12,12 @@ from __future__ import annotations
 import base64
 import enum
 from dataclasses import dataclass, field
-from typing import Union
 
 from .imapstr import astring_parts, encode_mailbox, paren_pairs, quota_triples, read_astring
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
+if TYPE_CHECKING:
+    from typing import Union
 
 MAX_LINE = 64 * 1024
 """No response line (literals included) longer than this is ever buffered."""
@@ -269,7 +272,8 @@ class Done:
     outcome: Outcome
 
 
-Action = Union[Send, Receive, StartTLS, Done]
+if TYPE_CHECKING:
+    Action = Union[Send, Receive, StartTLS, Done]
 
 
 class _Await(enum.Enum):
@@ -322,6 +326,7 @@ class Handshake:
         self.outcome = Outcome()
         self.phase = Phase.GREETING
         self.transcript: list[tuple[str, bytes]] = []
+        self._secrets = _secret_forms(credentials)
         self.received = 0  # bytes from the server, complete responses or not
 
     # -- driver API -------------------------------------------------------------
@@ -391,7 +396,13 @@ class Handshake:
 
     def _record(self, direction: str, data: bytes) -> None:
         if len(self.transcript) < TRANSCRIPT_LIMIT:
-            self.transcript.append((direction, data))
+            self.transcript.append((direction, self._redact(data)))
+
+    def _redact(self, data: bytes) -> bytes:
+        """A server may echo our command (``NO Rejected LOGIN "u" "pw"``): never show it."""
+        for secret in self._secrets:
+            data = data.replace(secret, b"[redacted]")
+        return data
 
     def _send(
         self,
@@ -421,6 +432,7 @@ class Handshake:
         self._queue.append(Send(segments[0]))
 
     def _fail(self, reason: str) -> None:
+        reason = _decode(self._redact(reason.encode("utf-8")))
         self.outcome.failure = reason
         self.outcome.failure_phase = self.phase
         self._done()
@@ -517,7 +529,7 @@ class Handshake:
                     box.quota.update(quota_triples(text))
             return
         if not ok:
-            box.error = box.error or f"{cmd.name} {said}"
+            box.error = box.error or _decode(self._redact(f"{cmd.name} {said}".encode()))
             return
         for untagged in cmd.untagged:
             if cmd.name == "STATUS" and untagged.kind == "STATUS":
@@ -693,6 +705,16 @@ class Handshake:
         if self.phase is Phase.GREETING and partial:
             where = "in the middle of the greeting"
         self._fail(f"{what} {where}".strip())
+
+
+def _secret_forms(credentials: Credentials | None) -> tuple[bytes, ...]:
+    """The password as it can appear on the wire: raw, quoted, and in the PLAIN token."""
+    if credentials is None or not credentials.password:
+        return ()
+    password = credentials.password.encode("utf-8")
+    token = base64.b64encode(b"\0" + credentials.user.encode("utf-8") + b"\0" + password)
+    forms = {password, token, astring_parts(credentials.password)[-1]}
+    return tuple(sorted(forms, key=len, reverse=True))  # longest first: quoted before raw
 
 
 def sanitize_user(user: str) -> str:

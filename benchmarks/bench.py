@@ -1,0 +1,378 @@
+"""Benchmark check_imap against the C plugins and the stdlib Python floor, on a real Dovecot.
+
+usage: python benchmarks/bench.py [--rounds N] [--warmup N] [--out FILE] [--json FILE]
+
+Run it with the interpreter of the environment where check_imap is installed (the
+venv's python, never a pyenv shim): the console scripts next to ``sys.executable`` are
+measured, and the floor scripts run on that same interpreter.
+
+Dovecot is started through tests/dovecot.py, the fixture the integration tests use, and
+stopped in a ``finally``. Every command runs once, checked, to warm caches; then all
+commands run interleaved (one of each per round, the order rotating) for ``--rounds``
+rounds after ``--warmup`` untimed rounds. Wall time is ``time.perf_counter`` around
+spawn and ``wait4``; CPU (user + system) and peak RSS come from the child's own
+``wait4`` resource usage. The children are spawned by a small launcher process
+(``python -I -S``): Linux folds the RSS of the process that forks into the child's
+peak, so a big harness would inflate every figure; the launcher's own floor is
+measured with ``/bin/true`` and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import marshal
+import os
+import platform
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import dovecot as dc  # noqa: E402  (the tests' own Dovecot fixture)
+
+C_PLUGINS = Path("/usr/lib/nagios/plugins")
+HOST = "127.0.0.1"
+NOTIFY_KEYS = (1, 10_000)
+UNKNOWN = 3  # --help and --version are UNKNOWN, as the plugin guidelines want
+
+# The launcher: spawns each child with stdio on /dev/null and reports wait4's figures.
+# It imports nothing beyond os/sys/time/marshal, so its RSS (which Linux copies into the
+# peak of each child it forks) stays small.
+LAUNCHER = r"""
+import marshal, os, sys, time
+plan = marshal.loads(sys.stdin.buffer.read())
+null = os.open(os.devnull, os.O_RDWR)
+actions = [(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)]
+out = []
+cases = plan["cases"]
+for rnd in range(plan["rounds"]):
+    shift = rnd % len(cases)
+    for name, argv, env in cases[shift:] + cases[:shift]:
+        start = time.perf_counter()
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+        _, status, ru = os.wait4(pid, 0)
+        wall = time.perf_counter() - start
+        code = os.waitstatus_to_exitcode(status)
+        out.append((rnd, name, wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, code))
+sys.stdout.buffer.write(marshal.dumps(out))
+"""
+
+
+@dataclass
+class Case:
+    name: str  # as shown in the table
+    group: str  # table section; ratios are to the floor of the same group
+    argv: list[str]
+    expect: int = 0  # exit code
+    env: dict[str, str] = field(default_factory=dict)
+    role: str = ""  # "floor", "c" or "" (check_imap or notify_on_change)
+
+
+@dataclass
+class Stats:
+    wall: float
+    cpu: float
+    rss_mib: float
+    runs: int
+
+
+def console_script(name: str) -> str:
+    """The installed entry point next to this interpreter (as tests/helpers.py finds it)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise SystemExit(f"bench: {name} is not installed next to {sys.executable}")
+    return found
+
+
+def child_env(cache_home: str) -> dict[str, str]:
+    """The environment of every measured command: ours, minus what would distort it.
+
+    PYTHONDONTWRITEBYTECODE is dropped (production runs use cached bytecode), and
+    XDG_CACHE_HOME points at a private directory, so check_imap's certificate cache
+    is warm after the first run and nobody else's cache is touched.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["XDG_CACHE_HOME"] = cache_home
+    env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
+def make_state_file(path: Path, keys: int) -> str:
+    """A state file holding ``keys`` confirmed-OK keys, written by notify_on_change's own
+    code (so its format is the real one). Returns the key to invoke with."""
+    from check_imap import policy
+    from check_imap.state import StateFile
+
+    now = time.time() - 3600
+    store = policy.Store()
+    opts = policy.Options()
+    for i in range(keys):
+        policy.observe(store, f"service-{i:05d}.example!IMAP", policy.OK, now, opts)
+    state_file = StateFile(str(path))
+    state_file.prepare()
+    state_file.save(store.to_dict())
+    return f"service-{keys // 2:05d}.example!IMAP"
+
+
+def build_cases(bed: dc.Dovecot, work: Path, with_c: bool) -> list[Case]:
+    py = sys.executable
+    floor = str(HERE / "floor.py")
+    check = console_script("check_imap")
+    notify = console_script("notify_on_change")
+    plain, tls, ca = str(bed.main.plain_port), str(bed.main.tls_port), str(bed.ca_file)
+    c_imap, c_simap = C_PLUGINS / "check_imap", C_PLUGINS / "check_simap"
+    cases = [
+        Case("python -c pass", "start-up", [py, "-c", "pass"], role="floor"),
+        Case("check_imap --version", "start-up", [check, "--version"], UNKNOWN),
+        Case("check_imap --help", "start-up", [check, "--help"], UNKNOWN),
+        Case("floor plain", "plain", [py, floor, "plain", HOST, plain], role="floor"),
+        Case("check_imap", "plain", [check, "-H", HOST, "-p", plain]),
+    ]
+    if with_c and c_imap.exists():
+        argv = [str(c_imap), "-H", HOST, "-p", plain]
+        cases.append(Case("C check_imap", "plain", argv, role="c"))
+    cases += [
+        Case("floor TLS", "TLS", [py, floor, "tls", HOST, tls, ca], role="floor"),
+        Case("check_imap --tls", "TLS", [check, "-H", HOST, "-p", tls, "--tls", "--ca-file", ca]),
+        Case(
+            "check_imap --tls --cert-cache off",
+            "TLS",
+            [check, "-H", HOST, "-p", tls, "--tls", "--ca-file", ca, "--cert-cache", "off"],
+        ),
+    ]
+    if with_c and c_simap.exists():
+        argv = [str(c_simap), "-H", HOST, "-p", tls, "-D", "21,7"]
+        cases.append(Case("C check_simap -D 21,7", "TLS", argv, role="c"))
+    cases += [
+        Case("floor STARTTLS", "STARTTLS", [py, floor, "starttls", HOST, plain, ca], role="floor"),
+        Case(
+            "check_imap --starttls",
+            "STARTTLS",
+            [check, "-H", HOST, "-p", plain, "--starttls", "--ca-file", ca],
+        ),
+    ]
+    for keys in NOTIFY_KEYS:
+        state = work / f"state-{keys}" / "state.json"
+        key = make_state_file(state, keys)
+        label = f"{keys:,} key" + ("s" if keys != 1 else "")
+        group = f"notify, {label}"
+        cases.append(
+            Case(
+                f"floor notify ({label})",
+                group,
+                [py, floor, "notify", str(state), key],
+                role="floor",
+            )
+        )
+        argv = [notify, "--state", "OK", "--key", key, "--state-file", str(state)]
+        argv += ["--", "/bin/true"]
+        cases.append(Case(f"notify_on_change, no change ({label})", group, argv))
+    return cases
+
+
+def validate(cases: list[Case], env: dict[str, str]) -> None:
+    """Run each command once (this also fills caches) and stop on a wrong exit code."""
+    for case in cases:
+        proc = subprocess.run(
+            case.argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if proc.returncode != case.expect:
+            first = (proc.stdout or proc.stderr).strip().splitlines()[:1]
+            raise SystemExit(
+                f"bench: {case.name}: exit {proc.returncode}, expected {case.expect}: {first}"
+            )
+
+
+def measure(
+    cases: list[Case], env: dict[str, str], rounds: int, warmup: int
+) -> tuple[dict[str, Stats], float]:
+    """Interleaved runs through the launcher; returns medians and the launcher's RSS floor."""
+    calibrate = Case("/bin/true", "floor", ["/bin/true"])
+    every = [*cases, calibrate]
+    plan = {
+        "rounds": warmup + rounds,
+        "cases": [(c.name, c.argv, env) for c in every],
+    }
+    launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER]
+    proc = subprocess.run(
+        launcher, input=marshal.dumps(plan), capture_output=True, timeout=3600, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: launcher failed: {proc.stderr.decode(errors='replace')}")
+    rows = marshal.loads(proc.stdout)  # noqa: S302  (our own launcher's output)
+    expect = {c.name: c.expect for c in every}
+    by_name: dict[str, list[tuple[float, float, int]]] = {c.name: [] for c in every}
+    for rnd, name, wall, cpu, maxrss, code in rows:
+        if code != expect[name]:
+            raise SystemExit(f"bench: {name}: exit {code} in round {rnd}, expected {expect[name]}")
+        if rnd >= warmup:
+            by_name[name].append((wall, cpu, maxrss))
+    stats = {
+        name: Stats(
+            wall=statistics.median(r[0] for r in runs),
+            cpu=statistics.median(r[1] for r in runs),
+            rss_mib=max(r[2] for r in runs) / 1024,  # ru_maxrss is in KiB on Linux
+            runs=len(runs),
+        )
+        for name, runs in by_name.items()
+    }
+    return stats, stats.pop(calibrate.name).rss_mib
+
+
+def machine() -> list[str]:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        debian = "Debian " + Path("/etc/debian_version").read_text().strip()
+    except OSError:
+        debian = platform.platform()
+    c_pkg = ""
+    with_dpkg = shutil.which("dpkg-query")
+    if with_dpkg:
+        q = subprocess.run(
+            [
+                with_dpkg,
+                "-W",
+                "-f=${Package} ${Version}; ",
+                "monitoring-plugins-basic",
+                "dovecot-imapd",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        c_pkg = q.stdout.strip().rstrip(";")
+    return [
+        f"{os.cpu_count()} CPU(s), {cpu}; {debian}; Linux {platform.release()}",
+        f"Python {platform.python_version()} ({sys.executable}), {ssl.OPENSSL_VERSION}",
+        f"packages: {c_pkg or 'monitoring-plugins-basic, dovecot-imapd: not known'}",
+    ]
+
+
+def ratio(value: float, base: float | None) -> str:
+    return f"{value / base:.2f}×" if base else "–"
+
+
+def table(cases: list[Case], stats: dict[str, Stats], rss_floor: float) -> str:
+    floors = {c.group: stats[c.name] for c in cases if c.role == "floor"}
+    c_rows = {c.group: stats[c.name] for c in cases if c.role == "c"}
+    lines = [
+        "| group | command | wall ms | CPU ms | peak RSS MiB | wall ÷ floor | wall ÷ C |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for case in cases:
+        s = stats[case.name]
+        floor = floors.get(case.group)
+        c = c_rows.get(case.group)
+        rss = f"{s.rss_mib:.1f}"
+        if s.rss_mib <= rss_floor + 0.2:
+            rss = f"≤{rss_floor:.1f}"
+        lines.append(
+            f"| {case.group} | `{case.name}` | {s.wall * 1000:.1f} | {s.cpu * 1000:.1f} | {rss} "
+            f"| {ratio(s.wall, floor.wall if floor else None)} "
+            f"| {ratio(s.wall, c.wall if c else None)} |"
+        )
+    return "\n".join(lines)
+
+
+def derived(cases: list[Case], stats: dict[str, Stats]) -> list[str]:
+    """The figures the targets are stated in that are not a row's own ratio."""
+    out = []
+    small, big = (
+        f"notify_on_change, no change ({k:,} key{'s' if k != 1 else ''})" for k in NOTIFY_KEYS
+    )
+    if small in stats and big in stats:
+        out.append(
+            f"notify_on_change {NOTIFY_KEYS[1]:,} keys ÷ {NOTIFY_KEYS[0]} key: "
+            f"{stats[big].wall / stats[small].wall:.2f}× wall, "
+            f"{stats[big].cpu / stats[small].cpu:.2f}× CPU"
+        )
+        base = stats["python -c pass"].wall
+        out.append(
+            f"notify_on_change ({NOTIFY_KEYS[0]} key) ÷ `python -c pass`: "
+            f"{stats[small].wall / base:.2f}× wall"
+        )
+    warm, cold = stats.get("check_imap --tls"), stats.get("check_imap --tls --cert-cache off")
+    if warm and cold:
+        out.append(
+            f"cold certificate cache (imports cryptography) costs "
+            f"{(cold.wall - warm.wall) * 1000:+.1f} ms wall over a warm one"
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=30, help="timed rounds (default 30)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds (default 2)")
+    parser.add_argument("--no-c", action="store_true", help="leave out the C plugins")
+    parser.add_argument("--out", type=Path, help="also write the Markdown report here")
+    parser.add_argument("--json", type=Path, help="write the medians as JSON here")
+    args = parser.parse_args(argv)
+    if not 1 <= args.rounds <= 1000 or not 0 <= args.warmup <= 100:
+        parser.error("--rounds must be 1-1000 and --warmup 0-100")
+    reason = dc.unavailable()
+    if reason:
+        print(f"bench: {reason}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="check-imap-bench-") as tmp:
+        work = Path(tmp)
+        env = child_env(str(work / "cache"))
+        bed = dc.start(specs=(dc.SPECS[0],))  # main: plain+STARTTLS and implicit TLS
+        try:
+            cases = build_cases(bed, work, with_c=not args.no_c)
+            validate(cases, env)
+            stats, rss_floor = measure(cases, env, args.rounds, args.warmup)
+        finally:
+            bed.cleanup()
+    report = [
+        f"Medians of {args.rounds} interleaved rounds after {args.warmup} warm-up rounds "
+        "(plus one checked run of each); peak RSS is the maximum over the rounds.",
+        "",
+        *(f"- {line}" for line in machine()),
+        f"- peak RSS reads at least {rss_floor:.1f} MiB here (the launcher's floor, "
+        "measured with /bin/true): `≤` marks a figure at that floor",
+        "- children run without PYTHONDONTWRITEBYTECODE (bytecode cached, as in production), "
+        "with a private, warm XDG_CACHE_HOME",
+        "",
+        table(cases, stats, rss_floor),
+        "",
+        *(f"- {line}" for line in derived(cases, stats)),
+    ]
+    text = "\n".join(report) + "\n"
+    sys.stdout.write(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    if args.json:
+        data = {name: vars(s) for name, s in stats.items()}
+        args.json.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
