@@ -672,8 +672,8 @@ def start(root: Path | None = None, specs: tuple[Spec, ...] = SPECS) -> Dovecot:
 LOCALHOST_ADDRESSES = ("127.0.0.1", "::1")
 
 NO_DUAL_STACK = (
-    "localhost does not resolve to both 127.0.0.1 and ::1 here "
-    "(/etc/hosts lacks '::1 localhost'; not edited by the tests)"
+    "localhost does not resolve to both 127.0.0.1 and ::1 here (/etc/hosts lacks "
+    "'::1 localhost'), and no private mount namespace (root + unshare) to give it one"
 )
 
 _SITECUSTOMIZE = '''\
@@ -711,6 +711,48 @@ def localhost_dual_stack() -> bool:
     except OSError:
         return False
     return set(LOCALHOST_ADDRESSES) <= {info[4][0] for info in infos}
+
+
+_DUAL_STACK_PREFIX: list[tuple[str, ...] | None] = []
+
+
+def dual_stack_prefix() -> tuple[str, ...] | None:
+    """A command prefix under which ``localhost`` resolves to 127.0.0.1 and ::1.
+
+    Nothing if this machine already does that. Otherwise, as root with util-linux's
+    unshare, the command runs in a private mount namespace where a throwaway hosts file
+    is bind-mounted over /etc/hosts: the real resolver, and the system left untouched.
+    None when neither is possible (the caller skips).
+    """
+    if _DUAL_STACK_PREFIX:
+        return _DUAL_STACK_PREFIX[0]
+    found: tuple[str, ...] | None = None
+    if localhost_dual_stack():
+        found = ()
+    elif os.geteuid() == 0 and shutil.which("unshare") and shutil.which("getent"):
+        hosts = Path(tempfile.mkdtemp(prefix="check-imap-hosts-")) / "hosts"
+        hosts.write_text("127.0.0.1 localhost\n::1 localhost\n")
+        hosts.chmod(0o644)
+        prefix = (
+            "unshare",
+            "-m",
+            "sh",
+            "-c",
+            'mount --bind "$0" /etc/hosts && exec "$@"',
+            str(hosts),
+        )
+        probe = subprocess.run(
+            [*prefix, "getent", "ahosts", "localhost"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        addresses = {line.split()[0] for line in probe.stdout.splitlines() if line.strip()}
+        if probe.returncode == 0 and set(LOCALHOST_ADDRESSES) <= addresses:
+            found = prefix
+    _DUAL_STACK_PREFIX.append(found)
+    return found
 
 
 def stand_in_resolver(directory: Path, hosts: dict[str, list[str]]) -> dict[str, str]:

@@ -40,11 +40,18 @@ class Run:
         return self.out.splitlines()
 
 
-def run(name: str, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> Run:
+def run(
+    name: str,
+    *args: str,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> Run:
+    """Run an installed command; ``prefix`` wraps it (e.g. in a private mount namespace)."""
     full_env = dict(os.environ, **(env or {}))
     start = time.monotonic()
     proc = subprocess.run(
-        [command(name), *args],
+        [*prefix, command(name), *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -68,7 +68,12 @@ class Imap(nagiosplugin.Resource):  # type: ignore[misc]
         self.sessions: list[tuple[str, Session]] = []
         self.session: Session | None = None  # the one whose details are reported
         self.now = time.time()
-        self.expiry: tuple[certpolicy.Expiry, certpolicy.Expiry] | None = None
+        self.expiries: dict[str, tuple[certpolicy.Expiry, certpolicy.Expiry]] = {}
+        self.expiry: tuple[certpolicy.Expiry, certpolicy.Expiry] | None = None  # as reported
+        self._boxes: dict[str, MailboxStatus] = {}  # messages metric name -> its mailbox
+
+    def box_for(self, metric_name: str) -> MailboxStatus | None:
+        return self._boxes.get(metric_name)
 
     @property
     def name(self) -> str:
@@ -95,66 +100,88 @@ class Imap(nagiosplugin.Resource):  # type: ignore[misc]
         )
         metrics: list[nagiosplugin.Metric] = []
         if o.all_addresses:
+            # Every address is judged in full; its metrics carry a _v4_1-style suffix.
             self.sessions = run_all(target, o.timeout, plan)
             for label, session in self.sessions:
                 metrics.append(nagiosplugin.Metric(f"session_{label}", session, context="session"))
                 if completed(session):
                     metrics.append(self._time(f"time_{label}", session.total))
+                    metrics.extend(self._judged(session, f"_{label}"))
             done = [s for _, s in self.sessions if completed(s)]
             self.session = done[0] if done else self.sessions[0][1]
         else:
             self.session = run_session(target, o.timeout, plan)
             self.sessions = [("", self.session)]
             metrics.append(nagiosplugin.Metric("session", self.session, context="session"))
-        session = self.session
-        if not completed(session):
             # Like check_tcp: a failed session has no timings worth graphing (or judging).
-            return metrics
-        if not o.all_addresses:
-            metrics.append(self._time("time", session.total))
-            for phase in PHASES:
-                if phase in session.timings:
-                    value = Seconds(session.timings[phase])
-                    metrics.append(nagiosplugin.Metric(f"time_{phase}", value, "s", min=0))
+            if completed(self.session):
+                metrics.append(self._time("time", self.session.total))
+                for phase in PHASES:
+                    if phase in self.session.timings:
+                        value = Seconds(self.session.timings[phase])
+                        metrics.append(nagiosplugin.Metric(f"time_{phase}", value, "s", min=0))
+                metrics.extend(self._judged(self.session, ""))
+        self.expiry = self.expiries.get(self._suffix_of(self.session))
+        return metrics
+
+    def _suffix_of(self, session: Session) -> str:
+        return next(
+            (f"_{label}" if label else "" for label, s in self.sessions if s is session), ""
+        )
+
+    def _judged(self, session: Session, suffix: str) -> list[nagiosplugin.Metric]:
+        """Certificates, capabilities, mailboxes and quota of one completed session."""
+        o = self.options
+        metrics: list[nagiosplugin.Metric] = []
         if session.tls is not None:
-            metrics.extend(self._certificate_metrics(session))
+            metrics.extend(self._certificate_metrics(session, suffix))
         if o.capability_policy:
             problems = mailpolicy.capability_problems(o, session.outcome)
-            metrics.append(nagiosplugin.Metric("capabilities", problems, context="capabilities"))
+            metrics.append(
+                nagiosplugin.Metric(f"capabilities{suffix}", problems, context="capabilities")
+            )
         for box in session.outcome.mailboxes:
-            metrics.extend(self._mailbox_metrics(box))
+            metrics.extend(self._mailbox_metrics(box, suffix))
         if o.quota_warning or o.quota_critical:
             caps = session.outcome.capabilities_after_login or session.outcome.capabilities or ()
-            metrics.append(nagiosplugin.Metric("quota_offered", "QUOTA" in caps, context="quota"))
+            metrics.append(
+                nagiosplugin.Metric(f"quota_offered{suffix}", "QUOTA" in caps, context="quota")
+            )
         return metrics
 
     def _time(self, name: str, value: float) -> nagiosplugin.Metric:
         timeout = Seconds(self.options.timeout)
         return nagiosplugin.Metric(name, Seconds(value), "s", min=0, max=timeout, context="time")
 
-    def _certificate_metrics(self, session: Session) -> list[nagiosplugin.Metric]:
+    def _certificate_metrics(self, session: Session, suffix: str) -> list[nagiosplugin.Metric]:
         tls = session.tls
         if tls is None:
             return []
         self.now = time.time()
         metrics = []
-        self.expiry = certpolicy.leaf_and_earliest(tls, self.now)
-        if self.expiry is not None:
-            leaf, earliest = self.expiry
-            metrics.append(nagiosplugin.Metric("cert_days", leaf.days, context="cert_days"))
-            metrics.append(nagiosplugin.Metric("chain_days", earliest.days, context="chain_days"))
+        expiry = certpolicy.leaf_and_earliest(tls, self.now)
+        if expiry is not None:
+            self.expiries[suffix] = expiry
+            leaf, earliest = expiry
+            metrics.append(
+                nagiosplugin.Metric(f"cert_days{suffix}", leaf.days, context="cert_days")
+            )
+            metrics.append(
+                nagiosplugin.Metric(f"chain_days{suffix}", earliest.days, context="chain_days")
+            )
         cache = CryptoCache(self.options.cert_cache)
         pin = certpolicy.pin_problem(tls, self.options.fingerprints)
         weak = certpolicy.weaknesses(tls, self.options, cache)
         cache.save()
-        metrics.append(nagiosplugin.Metric("tls", (pin, weak), context="tls"))
+        metrics.append(nagiosplugin.Metric(f"tls{suffix}", (pin, weak), context="tls"))
         return metrics
 
-    def _mailbox_metrics(self, box: MailboxStatus) -> list[nagiosplugin.Metric]:
-        suffix = mailpolicy.perf_suffix(self.options, box)
+    def _mailbox_metrics(self, box: MailboxStatus, address: str) -> list[nagiosplugin.Metric]:
+        suffix = mailpolicy.perf_suffix(self.options, box) + address
         metrics = [nagiosplugin.Metric(f"mailbox{suffix}", box, context="mailbox")]
         if box.error is not None:
             return metrics
+        self._boxes[f"messages{suffix}"] = box
         for item in ("messages", "recent", "unseen"):
             value = getattr(box, item)
             if value is not None:
@@ -270,24 +297,25 @@ class ExpiryContext(nagiosplugin.ScalarContext):  # type: ignore[misc]
     """Days left on the leaf (cert_days) or on the first-expiring chain certificate."""
 
     def __init__(self, name: str, options: Options, resource: Imap) -> None:
-        super().__init__(name, f"{options.cert_warning}:", f"{options.cert_critical}:")
+        warning, critical = f"{options.cert_warning}:", f"{options.cert_critical}:"
+        super().__init__(name, warning, critical, fmt_metric=None)
         self.resource = resource
 
     def evaluate(self, metric: nagiosplugin.Metric, resource: Imap) -> nagiosplugin.Result:
-        expiry = self.resource.expiry
+        expiry = self.resource.expiries.get(metric.name[len(self.name) :])
         if expiry is None:
             return nagiosplugin.Result(nagiosplugin.Ok, metric=metric)
         leaf, earliest = expiry
         judged = leaf if self.name == "cert_days" else earliest
         if self.name == "chain_days" and earliest.is_leaf:
-            return nagiosplugin.Result(nagiosplugin.Ok)  # the leaf is judged as cert_days
+            return nagiosplugin.Result(nagiosplugin.Ok, metric=metric)  # judged as cert_days
         now = self.resource.now
         text = judged.describe(now)
         if now < judged.cert.not_before or self.critical.match(judged.days) is False:
-            return nagiosplugin.Result(nagiosplugin.Critical, text)
+            return nagiosplugin.Result(nagiosplugin.Critical, text, metric)
         if self.warning.match(judged.days) is False:
-            return nagiosplugin.Result(nagiosplugin.Warn, text)
-        return nagiosplugin.Result(nagiosplugin.Ok, text)
+            return nagiosplugin.Result(nagiosplugin.Warn, text, metric)
+        return nagiosplugin.Result(nagiosplugin.Ok, text, metric)
 
 
 class TlsContext(nagiosplugin.Context):  # type: ignore[misc]
@@ -299,10 +327,10 @@ class TlsContext(nagiosplugin.Context):  # type: ignore[misc]
     def evaluate(self, metric: nagiosplugin.Metric, resource: Imap) -> nagiosplugin.Result:
         pin, weak = metric.value
         if pin:
-            return nagiosplugin.Result(nagiosplugin.Critical, pin)
+            return nagiosplugin.Result(nagiosplugin.Critical, pin, metric)
         if weak:
-            return nagiosplugin.Result(nagiosplugin.Warn, "weak crypto: " + ", ".join(weak))
-        return nagiosplugin.Result(nagiosplugin.Ok)
+            return nagiosplugin.Result(nagiosplugin.Warn, "weak crypto: " + ", ".join(weak), metric)
+        return nagiosplugin.Result(nagiosplugin.Ok, metric=metric)
 
 
 class CapabilityContext(nagiosplugin.Context):  # type: ignore[misc]
@@ -313,8 +341,8 @@ class CapabilityContext(nagiosplugin.Context):  # type: ignore[misc]
     def evaluate(self, metric: nagiosplugin.Metric, resource: Imap) -> nagiosplugin.Result:
         problems: list[str] = metric.value
         if problems:
-            return nagiosplugin.Result(self.state, "; ".join(problems))
-        return nagiosplugin.Result(nagiosplugin.Ok)
+            return nagiosplugin.Result(self.state, "; ".join(problems), metric)
+        return nagiosplugin.Result(nagiosplugin.Ok, metric=metric)
 
 
 class MailboxContext(nagiosplugin.Context):  # type: ignore[misc]
@@ -327,8 +355,10 @@ class MailboxContext(nagiosplugin.Context):  # type: ignore[misc]
         box: MailboxStatus = metric.value
         if box.error is not None:
             error = sanitize(box.error, 100)
-            return nagiosplugin.Result(nagiosplugin.Critical, f"mailbox '{box.name}': {error}")
-        return nagiosplugin.Result(nagiosplugin.Ok)
+            return nagiosplugin.Result(
+                nagiosplugin.Critical, f"mailbox '{box.name}': {error}", metric
+            )
+        return nagiosplugin.Result(nagiosplugin.Ok, metric=metric)
 
 
 class QuotaContext(nagiosplugin.Context):  # type: ignore[misc]
@@ -345,9 +375,10 @@ class QuotaContext(nagiosplugin.Context):  # type: ignore[misc]
             return nagiosplugin.Result(
                 nagiosplugin.Unknown,
                 "cannot check quota: the server does not advertise QUOTA",
+                metric,
             )
         if metric.value is True or not self.judging:
-            return nagiosplugin.Result(nagiosplugin.Ok)
+            return nagiosplugin.Result(nagiosplugin.Ok, metric=metric)
         box: MailboxStatus = metric.value
         worst = mailpolicy.quota_percent(box)
         if worst is None:
@@ -355,14 +386,14 @@ class QuotaContext(nagiosplugin.Context):  # type: ignore[misc]
                 reason = f"cannot read quota of '{box.name}': {sanitize(box.quota_error, 80)}"
             else:
                 reason = f"no quota limit on '{box.name}'"
-            return nagiosplugin.Result(nagiosplugin.Unknown, reason)
+            return nagiosplugin.Result(nagiosplugin.Unknown, reason, metric)
         resource_name, percent = worst
         text = f"quota of '{box.name}' {percent:.1f}% used ({resource_name.lower()})"
         if self.critical is not None and not self.critical.match(percent):
-            return nagiosplugin.Result(nagiosplugin.Critical, text)
+            return nagiosplugin.Result(nagiosplugin.Critical, text, metric)
         if self.warning is not None and not self.warning.match(percent):
-            return nagiosplugin.Result(nagiosplugin.Warn, text)
-        return nagiosplugin.Result(nagiosplugin.Ok, text)
+            return nagiosplugin.Result(nagiosplugin.Warn, text, metric)
+        return nagiosplugin.Result(nagiosplugin.Ok, text, metric)
 
 
 class MessagesContext(nagiosplugin.ScalarContext):  # type: ignore[misc]
@@ -371,8 +402,15 @@ class MessagesContext(nagiosplugin.ScalarContext):  # type: ignore[misc]
             "messages",
             _range(options.messages_warning, "--messages-warning"),
             _range(options.messages_critical, "--messages-critical"),
-            fmt_metric=lambda m, _c: f"{m.name.replace('_', ' ', 1)} is {m.value}",
+            fmt_metric=self._describe,
         )
+        self.mailboxes = options.mailboxes
+
+    def _describe(self, metric: nagiosplugin.Metric, _context: object) -> str:
+        # The metric carries the mailbox's perfdata label; the text names the mailbox.
+        box = metric.resource.box_for(metric.name) if metric.resource else None
+        name = box.name if box is not None else metric.name
+        return f"mailbox '{sanitize(name, 40)}' has {plural_messages(metric.value)}"
 
 
 # ----------------------------------------------------------------------------- summary
@@ -419,24 +457,29 @@ class ImapSummary(nagiosplugin.Summary):  # type: ignore[misc]
         return f"{target_name(self.options)}: {text}{self._insecure_note()}"
 
     def _per_address(self, results: nagiosplugin.Results, problems: list[Any]) -> str:
-        """``OK on 192.0.2.1, CRITICAL on 2001:db8::1: connection refused``."""
+        """``OK on 192.0.2.1, CRITICAL on 2001:db8::1: connection refused``.
+
+        Each address gets the worst state of everything judged on it (the session,
+        its certificates, capabilities, mailboxes, quota), with the reasons.
+        """
         parts = []
         for label, session in self.resource.sessions:
-            result = next(r for r in results if r.metric and r.metric.name == f"session_{label}")
-            state = str(result.state).upper()
+            mine = [r for r in results if r.metric and r.metric.name.endswith(f"_{label}")]
+            worst = max(mine, key=lambda r: int(r.state))
             host = _host_of(session.address)
-            where = f"{state} on {host}"
-            hint = str(result.hint or "")
-            hint = hint[: -len(f" ({host})")] if hint.endswith(f" ({host})") else hint
+            hints = []
+            for result in sorted(mine, key=lambda r: int(r.state), reverse=True):
+                if result.state == nagiosplugin.Ok:
+                    continue
+                hint = str(result.hint or result)
+                hints.append(hint[: -len(f" ({host})")] if hint.endswith(f" ({host})") else hint)
             if session.address is None:  # the name did not resolve: no address to name
-                parts.append(hint)
+                parts.append("; ".join(hints))
+            elif hints:
+                parts.append(f"{str(worst.state).upper()} on {host}: {'; '.join(hints)}")
             else:
-                parts.append(where if result.state == nagiosplugin.Ok else f"{where}: {hint}")
-        others = [r for r in problems if not (r.metric and r.metric.name.startswith("session_"))]
-        others.sort(key=lambda r: int(r.state), reverse=True)
-        text = ", ".join(sanitize(p, 200) for p in parts)
-        if others:
-            text += "; " + "; ".join(sanitize(str(r), 200) for r in others)
+                parts.append(f"OK on {host}")
+        text = ", ".join(sanitize(p, 300) for p in parts)
         return f"{target_name(self.options)}: {text}{self._insecure_note()}"
 
     def verbose(self, results: nagiosplugin.Results) -> list[str]:
@@ -451,13 +494,21 @@ class ImapSummary(nagiosplugin.Summary):  # type: ignore[misc]
         return " (certificate NOT verified: --insecure)" if self.options.insecure else ""
 
 
+def plural_messages(count: int) -> str:
+    return "1 message" if count == 1 else f"{count} messages"
+
+
 def _mailbox_texts(session: Session) -> list[str]:
     texts = []
+    roots_shown: set[str | None] = set()
     for box in session.outcome.mailboxes:
         if box.messages is not None:
-            text = f"'{sanitize(box.name, 40)}' {box.messages} messages ({box.unseen} unseen)"
+            text = f"'{sanitize(box.name, 40)}' {plural_messages(box.messages)}"
+            text += f" ({box.unseen} unseen)"
             worst = mailpolicy.quota_percent(box)
-            if worst is not None:
+            if worst is not None and box.quota_root not in roots_shown:
+                # Mailboxes usually share one quota root: say its use once.
+                roots_shown.add(box.quota_root)
                 text += f", quota {worst[1]:.1f}% used"
             texts.append(text)
     return texts

@@ -32,7 +32,7 @@ examples:
   check_imap -H imap.example.org --tls --fingerprint SHA256HEX --fingerprint NEXT_SHA256HEX
   CHECK_IMAP_PASSWORD=... check_imap -H imap.example.org --tls -u probe --quota-warning 80
   check_imap -H imap.example.org --tls -u probe --password-file /etc/nagios/imap.pw \\
-      --mailbox INBOX --mailbox Queue --messages-critical 0
+      --mailbox Queue --messages-critical 0   (a queue that must stay empty)
   check_imap -H imap.example.org --starttls --require-logindisabled --all-addresses
 
 thresholds use the Nagios range syntax: "1" alerts above 1s, "0.2:1" outside 0.2..1s,
@@ -256,8 +256,12 @@ def build_parser() -> Parser:
         help="EXAMINE this mailbox and report its messages (repeatable; "
         "default INBOX when logged in)",
     )
-    login.add_argument("--messages-warning", metavar="RANGE", help="message count warning")
-    login.add_argument("--messages-critical", metavar="RANGE", help="message count critical")
+    login.add_argument(
+        "--messages-warning", metavar="RANGE", help="message count warning (each --mailbox)"
+    )
+    login.add_argument(
+        "--messages-critical", metavar="RANGE", help="message count critical (each --mailbox)"
+    )
     login.add_argument(
         "--quota-warning", metavar="PERCENT", help="quota usage warning, in percent (needs QUOTA)"
     )
@@ -347,7 +351,8 @@ def parse(argv: list[str] | None) -> Options:
     if args.ca_file:
         _readable(args.ca_file, "--ca-file")
     user, password = _credentials(args)
-    mailboxes = tuple(args.mailbox) or (("INBOX",) if user else ())
+    # Each mailbox once, in the order given: a repeat would only repeat its perfdata.
+    mailboxes = tuple(dict.fromkeys(args.mailbox)) or (("INBOX",) if user else ())
     if (args.messages_warning or args.messages_critical) and not mailboxes:
         raise UsageError("--messages-warning/--messages-critical need --mailbox or --user")
     if (args.quota_warning or args.quota_critical) and not user:

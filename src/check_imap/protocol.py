@@ -397,6 +397,9 @@ class Handshake:
     def _record(self, direction: str, data: bytes) -> None:
         if len(self.transcript) < TRANSCRIPT_LIMIT:
             self.transcript.append((direction, self._redact(data)))
+        elif len(self.transcript) == TRANSCRIPT_LIMIT:
+            # Say that it was cut, rather than end silently.
+            self.transcript.append(("-", b"[transcript truncated]"))
 
     def _redact(self, data: bytes) -> bytes:
         """A server may echo our command (``NO Rejected LOGIN "u" "pw"``): never show it."""
@@ -476,7 +479,8 @@ class Handshake:
 
     def _on_tagged(self, resp: Response, cmd: _Command) -> None:
         ok = resp.kind == "OK"
-        said = f"{resp.kind or '(nothing)'} {resp.text}".strip()
+        code = f"[{resp.code}] " if resp.code else ""
+        said = f"{resp.kind or '(nothing)'} {code}{resp.text}".strip()
         if cmd.name == "CAPABILITY":
             if not ok:
                 self._fail(f"CAPABILITY answered {resp.kind or '(nothing)'}")
