@@ -65,7 +65,8 @@ def test_monit_every_cycle_gives_one_problem_then_one_recovery(n: Notifier) -> N
         "NOTIFY_STATE": "CRITICAL",
         "NOTIFY_PREVIOUS_STATE": "",
         "NOTIFY_TYPE": "PROBLEM",
-        "NOTIFY_MESSAGE": MONIT_FAILED["MONIT_DESCRIPTION"],
+        # monit's description without the plugin's perfdata (" | time=...")
+        "NOTIFY_MESSAGE": "status failed (2) -- IMAP CRITICAL - refused",
         "NOTIFY_SINCE": "2023-11-14T22:13:20Z",
         "NOTIFY_SUPPRESSED": "",
     }

@@ -171,9 +171,10 @@ def from_environment(env: dict[str, str]) -> EnvInfo | None:
     if event or status:
         skip = "monit action event" if event.strip().lower() == "action done" else ""
         state = _monit_state(event, status)
-        return EnvInfo(
-            "monit", state, env.get("MONIT_SERVICE", ""), env.get("MONIT_DESCRIPTION", ""), skip
-        )
+        # For `check program` monit appends the plugin's whole output, perfdata included:
+        # too long for an SMS, and no reader wants it. Keep what comes before " | ".
+        description = env.get("MONIT_DESCRIPTION", "").split(" | ", 1)[0].rstrip()
+        return EnvInfo("monit", state, env.get("MONIT_SERVICE", ""), description, skip)
     for source, prefix in (("Nagios", "NAGIOS_"), ("Icinga 2", "")):
         service_state = env.get(prefix + "SERVICESTATE", "")
         host_state = env.get(prefix + "HOSTSTATE", "")
