@@ -505,6 +505,31 @@ def test_examine_refused_is_critical() -> None:
     )
 
 
+def test_critical_is_not_hidden_behind_unknown() -> None:
+    """A refused mailbox (CRITICAL) and an unanswerable quota threshold (UNKNOWN): CRITICAL.
+
+    nagiosplugin alone would rank UNKNOWN (exit 3) above CRITICAL (exit 2)."""
+
+    def script(conn: Conn) -> None:
+        conn.send(greeting("IMAP4rev1 SASL-IR AUTH=PLAIN"))
+        sasl_ir_login(conn, after_caps="IMAP4rev1")
+        tag = expect_line(conn, f'STATUS "Archive" {STATUS_ITEMS}')
+        conn.send(f"{tag} NO [NONEXISTENT] Mailbox doesn't exist: Archive\r\n".encode())
+        tag = expect_line(conn, 'EXAMINE "Archive"')
+        conn.send(f"{tag} NO [NONEXISTENT] Mailbox doesn't exist: Archive\r\n".encode())
+        logout(conn)
+
+    with serve(script) as srv:
+        result = check(srv.port, *login_args("--mailbox", "Archive", "--quota-warning", "80"))
+    expect(
+        result,
+        2,
+        rf"IMAP CRITICAL - {target(srv.port)}: mailbox 'Archive': STATUS NO \[NONEXISTENT\] "
+        r"Mailbox doesn't exist: Archive; cannot check quota: the server does not advertise QUOTA"
+        rf" \| {TIMES}",
+    )
+
+
 # --------------------------------------------------------------------------- password sources
 
 

@@ -26,6 +26,10 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
 if TYPE_CHECKING:
     from typing import Any
 
+# Worst first when results are combined. nagiosplugin ranks by exit code, so UNKNOWN (3)
+# would hide a CRITICAL (2): "cannot judge the quota" must not mask "mailbox gone".
+RANK = {0: 0, 1: 1, 3: 2, 2: 3}  # OK < WARNING < UNKNOWN < CRITICAL
+
 STATES = {
     "ok": nagiosplugin.Ok,
     "warning": nagiosplugin.Warn,
@@ -413,6 +417,23 @@ class MessagesContext(nagiosplugin.ScalarContext):  # type: ignore[misc]
         return f"mailbox '{sanitize(name, 40)}' has {plural_messages(metric.value)}"
 
 
+def rank(state: nagiosplugin.state.ServiceState) -> int:
+    return RANK[int(state)]
+
+
+class ImapCheck(nagiosplugin.Check):  # type: ignore[misc]
+    """A Check whose overall state puts CRITICAL above UNKNOWN (see RANK)."""
+
+    @property
+    def state(self) -> nagiosplugin.state.ServiceState:
+        states = [result.state for result in self.results]
+        return max(states, key=rank) if states else nagiosplugin.Unknown
+
+    @property
+    def exitcode(self) -> int:
+        return int(self.state)
+
+
 # ----------------------------------------------------------------------------- summary
 
 
@@ -452,7 +473,7 @@ class ImapSummary(nagiosplugin.Summary):  # type: ignore[misc]
         problems = [r for r in results if r.state != nagiosplugin.Ok]
         if self.options.all_addresses:
             return self._per_address(results, problems)
-        problems.sort(key=lambda r: int(r.state), reverse=True)
+        problems.sort(key=lambda r: rank(r.state), reverse=True)
         text = "; ".join(sanitize(str(r), 200) for r in problems)
         return f"{target_name(self.options)}: {text}{self._insecure_note()}"
 
@@ -465,10 +486,10 @@ class ImapSummary(nagiosplugin.Summary):  # type: ignore[misc]
         parts = []
         for label, session in self.resource.sessions:
             mine = [r for r in results if r.metric and r.metric.name.endswith(f"_{label}")]
-            worst = max(mine, key=lambda r: int(r.state))
+            worst = max(mine, key=lambda r: rank(r.state))
             host = _host_of(session.address)
             hints = []
-            for result in sorted(mine, key=lambda r: int(r.state), reverse=True):
+            for result in sorted(mine, key=lambda r: rank(r.state), reverse=True):
                 if result.state == nagiosplugin.Ok:
                     continue
                 hint = str(result.hint or result)
@@ -639,7 +660,7 @@ def build(options: Options) -> nagiosplugin.Check:
         QuotaContext(options),
         nagiosplugin.ScalarContext("counts"),
     ]
-    return nagiosplugin.Check(resource, *contexts, ImapSummary(options, resource), name="IMAP")
+    return ImapCheck(resource, *contexts, ImapSummary(options, resource), name="IMAP")
 
 
 @nagiosplugin.guarded(verbose=0)  # type: ignore[untyped-decorator]
