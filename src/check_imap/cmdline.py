@@ -14,7 +14,7 @@ import sys
 
 from . import __version__
 from .cli import PROG, UNKNOWN
-from .options import PHASES, Options, UsageError
+from .options import PHASES, Options, UsageError, ip_family
 from .text import help_width
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
@@ -336,7 +336,7 @@ def parse(argv: list[str] | None) -> Options:
     host = args.hostname.strip()
     if not host or any(ch.isspace() or not ch.isprintable() for ch in host):
         raise UsageError(f"invalid host name {args.hostname!r}")
-    literal = _ip_family(host)
+    literal = ip_family(host)
     if literal and args.family and literal != args.family:
         flag = "-4" if args.family == socket.AF_INET else "-6"
         raise UsageError(f"{flag} contradicts the address {host}")
@@ -434,16 +434,6 @@ def _cache_path(option: str | None) -> str | None:
 
         return default_cache_path()
     return None if option.lower() in ("off", "none", "") else option
-
-
-def _ip_family(host: str) -> int:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return family
-    return 0
 
 
 def _phase_ranges(args: argparse.Namespace, level: str) -> dict[str, str]:

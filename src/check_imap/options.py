@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+
+def ip_family(host: str) -> int:
+    """AF_INET or AF_INET6 when ``host`` is an IP address literal, else 0."""
+    import socket  # already loaded by every caller; imported here to keep this module light
+
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return 0
+
+
 PHASES = ("connect", "tls", "greeting", "login", "mailbox", "logout")
 """Phases with their own timing metric (``time_<phase>``) and thresholds."""
 

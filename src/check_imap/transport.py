@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from .certs import CertBlob
+from .options import ip_family
 from .protocol import Credentials, Done, Handshake, Outcome, Phase, Receive, Send, StartTLS
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
@@ -261,20 +262,10 @@ def _charge(timings: dict[str, float], phase: str, start: float) -> None:
     timings[phase] = timings.get(phase, 0.0) + (time.monotonic() - start)
 
 
-def _is_ip_literal(host: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return True
-    return False
-
-
 def _resolve(target: Target, deadline: Deadline) -> list[Any]:
     """getaddrinfo has no timeout: run it in a daemon thread bounded by the deadline."""
     args = (target.host, target.port, target.family, socket.SOCK_STREAM)
-    if _is_ip_literal(target.host):
+    if ip_family(target.host):
         try:
             return socket.getaddrinfo(*args, 0, socket.AI_NUMERICHOST)
         except OSError as exc:
