@@ -39,6 +39,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import dovecot as dc  # noqa: E402  (the tests' own Dovecot fixture)
+from helpers import command as console_script  # noqa: E402  (as the tests find it)
 
 C_PLUGINS = Path("/usr/lib/nagios/plugins")
 HOST = "127.0.0.1"
@@ -84,17 +85,6 @@ class Stats:
     cpu: float
     rss_mib: float
     runs: int
-
-
-def console_script(name: str) -> str:
-    """The installed entry point next to this interpreter (as tests/helpers.py finds it)."""
-    candidate = Path(sys.executable).parent / name
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise SystemExit(f"bench: {name} is not installed next to {sys.executable}")
-    return found
 
 
 def child_env(cache_home: str) -> dict[str, str]:

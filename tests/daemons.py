@@ -630,20 +630,6 @@ object FileLogger "main-log" {{
 # --------------------------------------------------------------------------- Nagios 4
 
 
-NAGIOS_TIMEPERIOD = """define timeperiod {
-    timeperiod_name         24x7
-    alias                   24x7
-    sunday                  00:00-24:00
-    monday                  00:00-24:00
-    tuesday                 00:00-24:00
-    wednesday               00:00-24:00
-    thursday                00:00-24:00
-    friday                  00:00-24:00
-    saturday                00:00-24:00
-}
-"""
-
-
 class Nagios:
     """An isolated Nagios 4 tree: every path under ``root``, interval_length=1 (seconds)."""
 

@@ -195,20 +195,26 @@ class CryptoCache:
 
     def __init__(self, path: str | None) -> None:
         self.path = path
-        self._entries: dict[str, dict[str, Any]] = {}
+        self._entries: dict[str, dict[str, Any]] | None = None  # read on first use
         self._dirty = False
-        if path:
-            try:
-                with open(path, encoding="utf-8") as f:
-                    data = json.load(f)
-                if data.get("version") == CACHE_VERSION:
-                    self._entries = dict(data.get("certs", {}))
-            except (OSError, ValueError, AttributeError):
-                self._entries = {}
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if self._entries is None:
+            self._entries = {}
+            if self.path:
+                try:
+                    with open(self.path, encoding="utf-8") as f:
+                        data = json.load(f)
+                    if data.get("version") == CACHE_VERSION:
+                        self._entries = dict(data.get("certs", {}))
+                except (OSError, ValueError, AttributeError):
+                    pass  # unreadable or foreign: start empty, the next save replaces it
+        return self._entries
 
     def get(self, der: bytes) -> CryptoFacts:
         fingerprint = sha256_hex(der)
-        entry = self._entries.get(fingerprint)
+        entries = self._load()
+        entry = entries.get(fingerprint)
         if entry is not None:
             try:
                 found = CryptoFacts(**entry["facts"])
@@ -217,12 +223,12 @@ class CryptoCache:
             if found is not None:
                 return found
         computed = crypto_facts(der)
-        self._entries[fingerprint] = {"facts": asdict(computed), "seen": int(time.time())}
+        entries[fingerprint] = {"facts": asdict(computed), "seen": int(time.time())}
         self._dirty = True
         return computed
 
     def save(self) -> None:
-        if not (self.path and self._dirty):
+        if not (self.path and self._dirty and self._entries is not None):
             return
         import tempfile  # only when the cache changed: ~2 ms of every start-up otherwise
 

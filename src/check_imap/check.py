@@ -75,6 +75,7 @@ class Imap(nagiosplugin.Resource):  # type: ignore[misc]
         self.expiries: dict[str, tuple[certpolicy.Expiry, certpolicy.Expiry]] = {}
         self.expiry: tuple[certpolicy.Expiry, certpolicy.Expiry] | None = None  # as reported
         self._boxes: dict[str, MailboxStatus] = {}  # messages metric name -> its mailbox
+        self._cache = CryptoCache(options.cert_cache)  # read once, saved once per run
 
     def box_for(self, metric_name: str) -> MailboxStatus | None:
         return self._boxes.get(metric_name)
@@ -125,6 +126,7 @@ class Imap(nagiosplugin.Resource):  # type: ignore[misc]
                         value = Seconds(self.session.timings[phase])
                         metrics.append(nagiosplugin.Metric(f"time_{phase}", value, "s", min=0))
                 metrics.extend(self._judged(self.session, ""))
+        self._cache.save()
         self.expiry = self.expiries.get(self._suffix_of(self.session))
         return metrics
 
@@ -173,10 +175,8 @@ class Imap(nagiosplugin.Resource):  # type: ignore[misc]
             metrics.append(
                 nagiosplugin.Metric(f"chain_days{suffix}", earliest.days, context="chain_days")
             )
-        cache = CryptoCache(self.options.cert_cache)
         pin = certpolicy.pin_problem(tls, self.options.fingerprints)
-        weak = certpolicy.weaknesses(tls, self.options, cache)
-        cache.save()
+        weak = certpolicy.weaknesses(tls, self.options, self._cache)
         metrics.append(nagiosplugin.Metric(f"tls{suffix}", (pin, weak), context="tls"))
         return metrics
 
@@ -249,20 +249,21 @@ class SessionContext(nagiosplugin.Context):  # type: ignore[misc]
         if logout is None:  # cannot happen once the handshake is done without failure
             return nagiosplugin.Result(nagiosplugin.Unknown, "session ended without LOGOUT")
         ending = logout.ending
-        detail = sanitize(logout.detail, 80)
-        if ending is LogoutEnding.REJECTED:
-            return nagiosplugin.Result(nagiosplugin.Warn, f"LOGOUT answered {detail}")
-        if ending is LogoutEnding.FOREIGN_TAG:
-            return nagiosplugin.Result(
-                nagiosplugin.Warn, f"LOGOUT answered with foreign tag {detail!r}"
-            )
-        if ending is LogoutEnding.NO_REPLY:
-            return nagiosplugin.Result(nagiosplugin.Warn, f"no reply to LOGOUT ({detail})")
+        if not ending.tolerated:  # the protocol's verdict: a reply that came, and was wrong
+            detail = sanitize(logout.detail, 80)
+            return nagiosplugin.Result(nagiosplugin.Warn, _UNTOLERATED[ending].format(detail))
         if self.options.strict_logout and not ending.saw_bye:
             return nagiosplugin.Result(
                 nagiosplugin.Warn, f"no BYE after LOGOUT ({_logout_text(session)})"
             )
         return nagiosplugin.Result(nagiosplugin.Ok, _logout_text(session))
+
+
+_UNTOLERATED = {
+    LogoutEnding.REJECTED: "LOGOUT answered {}",
+    LogoutEnding.FOREIGN_TAG: "LOGOUT answered with foreign tag '{}'",
+    LogoutEnding.NO_REPLY: "no reply to LOGOUT ({})",
+}
 
 
 def _logout_text(session: Session) -> str:

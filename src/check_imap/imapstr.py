@@ -33,30 +33,6 @@ def encode_mailbox(name: str) -> str:
     return "".join(out)
 
 
-def decode_mailbox(name: str) -> str:
-    """The inverse of ``encode_mailbox``; malformed sequences are kept as they are."""
-    out: list[str] = []
-    i = 0
-    while i < len(name):
-        ch = name[i]
-        end = name.find("-", i) if ch == "&" else -1
-        if ch != "&" or end < 0:
-            out.append(ch)
-            i += 1
-            continue
-        chunk = name[i + 1 : end]
-        if not chunk:
-            out.append("&")
-        else:
-            b64 = chunk.replace(",", "/")
-            try:
-                out.append(base64.b64decode(b64 + "=" * (-len(b64) % 4)).decode("utf-16-be"))
-            except (ValueError, UnicodeDecodeError):
-                out.append(name[i : end + 1])
-        i = end + 1
-    return "".join(out)
-
-
 def astring_parts(value: str) -> list[bytes]:
     """``value`` as IMAP astring pieces: one quoted string, or a literal split in two.
 

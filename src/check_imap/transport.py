@@ -382,11 +382,7 @@ def _tls_reason(exc: ssl.SSLError, target: Target) -> str:
     if exc.reason in _NOT_TLS_REASONS:
         hint = "plain IMAP port? try without --tls" if target.tls else "not TLS after STARTTLS"
         return f"TLS handshake failed: the server does not speak TLS ({hint})"
-    if exc.reason in (
-        "UNSUPPORTED_PROTOCOL",
-        "TLSV1_ALERT_PROTOCOL_VERSION",
-        "NO_PROTOCOLS_AVAILABLE",
-    ):
+    if exc.reason in _OLD_TLS_REASONS:
         return f"TLS handshake failed: server does not support TLS {target.min_tls} or newer"
     if isinstance(exc, ssl.SSLEOFError) or exc.reason == "UNEXPECTED_EOF_WHILE_READING":
         return "TLS handshake failed: connection closed by the server"
