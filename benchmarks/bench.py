@@ -38,8 +38,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import dovecot as dc  # noqa: E402  (the tests' own Dovecot fixture)
-from helpers import command as console_script  # noqa: E402  (as the tests find it)
+from support import dovecot as dc  # noqa: E402  (the tests' own Dovecot fixture)
+from support.processes import command as console_script  # noqa: E402  (as the tests find it)
 
 C_PLUGINS = Path("/usr/lib/nagios/plugins")
 HOST = "127.0.0.1"

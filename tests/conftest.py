@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import dovecot as dc
+from support import dovecot as dc
 
 
 @pytest.fixture(scope="session", autouse=True)

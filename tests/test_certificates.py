@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fakeserver import Conn, FakeServer, serve, server_context
-from helpers import Run, check_imap
-from pki import (
+from support.fakeserver import Conn, FakeServer, serve, server_context
+from support.pki import (
     NOW,
     Cert,
     days,
@@ -25,6 +24,7 @@ from pki import (
     write_ca,
     write_server_files,
 )
+from support.processes import Run, check_imap
 
 NUM = r"\d+\.\d+"
 DATE = r"\d{4}-\d\d-\d\d"
@@ -60,18 +60,13 @@ def ca_file(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(write_ca(tmp_path_factory.mktemp("ca"), ROOT))
 
 
-def _logout(conn: Conn) -> None:
-    tag = conn.expect("LOGOUT")
-    conn.send(f"* BYE bye\r\n{tag} OK done\r\n".encode())
-
-
 @contextlib.contextmanager
 def tls_server(mode: str, ctx: ssl.SSLContext) -> Iterator[FakeServer]:
     if mode == "--tls":
 
         def implicit(conn: Conn) -> None:
             conn.send(GREETING)
-            _logout(conn)
+            conn.logout()
 
         with serve(implicit, ctx) as srv:
             yield srv
@@ -82,7 +77,7 @@ def tls_server(mode: str, ctx: ssl.SSLContext) -> Iterator[FakeServer]:
             tag = conn.expect("STARTTLS")
             conn.send(f"{tag} OK go\r\n".encode())
             conn.start_tls(ctx)
-            _logout(conn)
+            conn.logout()
 
         with serve(starttls) as srv:
             yield srv

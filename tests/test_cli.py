@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import check_imap
+from support.processes import check_imap
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-import daemons as d
-from dovecot import Dovecot
+from support import daemons as d
+from support.dovecot import Dovecot
 
 pytestmark = pytest.mark.daemons
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-import daemons as d
-from dovecot import Dovecot
-from helpers import check_imap
+from support import daemons as d
+from support.dovecot import Dovecot
+from support.processes import check_imap
 
 pytestmark = pytest.mark.daemons
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import pytest
 
-import daemons as d
-from dovecot import Dovecot
+from support import daemons as d
+from support.dovecot import Dovecot
 
 pytestmark = pytest.mark.daemons
 

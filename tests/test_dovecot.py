@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 
-import dovecot as dc
-from dovecot import Dovecot, Instance
-from helpers import Run, check_imap
+from support import dovecot as dc
+from support.assertions import expect
+from support.dovecot import Dovecot, Instance
+from support.processes import Run, check_imap
 
 pytestmark = pytest.mark.dovecot
 
 NUM = r"\d+\.\d+"
-TIMEOUT = 10.0  # check_imap's default -t
 DAY = 86400
 PERF = rf"time={NUM}s;;;0;{NUM} time_connect={NUM}s;;;0 time_greeting={NUM}s;;;0 time_logout={NUM}s;;;0"
 PERF_TLS = PERF + rf" time_tls={NUM}s;;;0"
@@ -92,14 +92,6 @@ def ok_line(
 def problem(state: str, host: str, port: int | None, text: str) -> str:
     """A failed session: one status line and no performance data."""
     return rf"IMAP {state} - {target(host, port)}: {text}"
-
-
-def expect(run: Run, rc: int, first_line: str, timeout: float = TIMEOUT) -> None:
-    detail = f"rc={run.rc}\nstdout:\n{run.out}\nstderr:\n{run.err}\npattern:\n{first_line}"
-    assert run.rc == rc, detail
-    assert re.fullmatch(first_line, run.first_line), detail
-    assert run.err == "", detail
-    assert run.elapsed < timeout, f"took {run.elapsed:.2f}s\n{detail}"
 
 
 def tls_args(dovecot: Dovecot, instance: Instance) -> tuple[str, ...]:

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import pytest
 
-import dovecot as dc
-from dovecot import Dovecot, Instance
-from helpers import Run, run
+from support import dovecot as dc
+from support.assertions import expect
+from support.dovecot import Dovecot, Instance
+from support.processes import Run, run
 
 pytestmark = pytest.mark.dovecot
 
 NUM = r"\d+\.\d+"
-TIMEOUT = 10.0
 LOGOUT = r"logout: BYE \+ tagged OK"
 TIMES = (
     rf"time={NUM}s;;;0;{NUM} time_connect={NUM}s;;;0 time_greeting={NUM}s;;;0 "
@@ -89,14 +89,6 @@ def check(
 ) -> Run:
     full_env = {"CHECK_IMAP_PASSWORD": password or "", **(env or {})}
     return run("check_imap", *args, env=full_env, prefix=prefix)
-
-
-def expect(result: Run, rc: int, first_line: str, timeout: float = TIMEOUT) -> None:
-    detail = f"rc={result.rc}\nstdout:\n{result.out}\nstderr:\n{result.err}\nwant:\n{first_line}"
-    assert result.err == "", detail
-    assert re.fullmatch(first_line, result.first_line), detail
-    assert result.rc == rc, detail
-    assert result.elapsed < timeout, f"took {result.elapsed:.2f}s\n{detail}"
 
 
 def target(host: str, port: int | None) -> str:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from fakeserver import Conn, serve, server_context
-from helpers import Run, check_imap
-from pki import NOW, days, make_ca, make_leaf, write_ca, write_server_files
+from support.fakeserver import Conn, serve, server_context
+from support.pki import NOW, days, make_ca, make_leaf, write_ca, write_server_files
+from support.processes import Run, check_imap
 
 GREETING = b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] fake ready\r\n"
 NUM = r"\d+\.\d+"
@@ -50,11 +50,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         ca=str(write_ca(d, ca)),
         **{name: (str(crt), str(key)) for name, (crt, key) in paths.items()},
     )
-
-
-def ok_logout(conn: Conn) -> None:
-    tag = conn.expect("LOGOUT")
-    conn.send(f"* BYE bye\r\n{tag} OK done\r\n".encode())
 
 
 def greet_then(logout: object) -> object:
@@ -180,7 +175,7 @@ def _banner_script(banner: bytes):  # type: ignore[no-untyped-def]
         # -v asks for CAPABILITY when the greeting carries none
         tag = conn.expect("CAPABILITY")
         conn.send(f"* CAPABILITY IMAP4rev1\r\n{tag} OK\r\n".encode())
-        ok_logout(conn)
+        conn.logout()
 
     return script
 
@@ -203,7 +198,7 @@ def test_lowercase_and_bare_lf_server() -> None:
 def test_preauth_greeting_is_ok_and_named() -> None:
     def script(conn: Conn) -> None:
         conn.send(b"* PREAUTH welcome\r\n")
-        ok_logout(conn)
+        conn.logout()
 
     with serve(script) as srv:
         result = check(srv.port)
@@ -265,7 +260,7 @@ def _no_reply(conn: Conn) -> None:
 @pytest.mark.parametrize(
     ("logout", "rc", "summary", "max_seconds"),
     [
-        (ok_logout, 0, "logout: BYE \\+ tagged OK", 1.5),
+        (Conn.logout, 0, "logout: BYE \\+ tagged OK", 1.5),
         (_close_plain, 0, "logout: closed without reply", 1.5),
         (_reset, 0, r"logout: connection lost without reply \(reset by the server\)", 1.5),
         (_bye_then_close, 0, "logout: BYE, then close without tagged OK", 1.5),
@@ -378,7 +373,7 @@ def starttls_script(pki: Pki, cert: tuple[str, str] | None = None):  # type: ign
         tag = conn.expect("STARTTLS")
         conn.send(f"{tag} OK Begin TLS negotiation now\r\n".encode())
         conn.start_tls(server_context(*(cert or pki.good)))
-        ok_logout(conn)
+        conn.logout()
 
     return script
 
@@ -438,7 +433,7 @@ def test_tls_spoken_to_a_plain_port(pki: Pki) -> None:
 
 
 def test_plain_spoken_to_a_tls_port(pki: Pki) -> None:
-    with serve(greet_then(ok_logout), server_context(*pki.good)) as srv:
+    with serve(greet_then(Conn.logout), server_context(*pki.good)) as srv:
         result = check(srv.port, "-t", "1.5")
     assert_line(
         result,
@@ -463,7 +458,7 @@ def test_plain_spoken_to_a_tls_port(pki: Pki) -> None:
 def test_bad_certificates_are_critical(pki: Pki, mode: str, cert: str, problem: str) -> None:
     files = getattr(pki, cert)
     if mode == "--tls":
-        srv_ctx = serve(greet_then(ok_logout), server_context(*files))
+        srv_ctx = serve(greet_then(Conn.logout), server_context(*files))
     else:
         srv_ctx = serve(starttls_script(pki, files))
     with srv_ctx as srv:
@@ -472,7 +467,7 @@ def test_bad_certificates_are_critical(pki: Pki, mode: str, cert: str, problem: 
 
 
 def test_insecure_is_explicit_in_the_output(pki: Pki) -> None:
-    with serve(greet_then(ok_logout), server_context(*pki.good)) as srv:
+    with serve(greet_then(Conn.logout), server_context(*pki.good)) as srv:
         result = check_imap("-H", "localhost", "-p", str(srv.port), "--tls", "--insecure")
     assert_line(
         result,
@@ -483,7 +478,7 @@ def test_insecure_is_explicit_in_the_output(pki: Pki) -> None:
 
 
 def test_insecure_still_judges_expiry(pki: Pki) -> None:
-    with serve(greet_then(ok_logout), server_context(*pki.expired)) as srv:
+    with serve(greet_then(Conn.logout), server_context(*pki.expired)) as srv:
         result = check_imap("-H", "localhost", "-p", str(srv.port), "--tls", "--insecure")
     perf = PERF_TLS.replace(r"cert_days=\d+", "cert_days=-3").replace(
         r"chain_days=\d+", "chain_days=-3"
@@ -504,7 +499,7 @@ def test_verbose_output_layout(pki: Pki) -> None:
         conn.start_tls(server_context(*pki.good))
         tag = conn.expect("CAPABILITY")
         conn.send(f"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n{tag} OK\r\n".encode())
-        ok_logout(conn)
+        conn.logout()
 
     with serve(script) as srv:
         result = check_imap(

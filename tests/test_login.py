@@ -18,13 +18,13 @@ from typing import Callable
 
 import pytest
 
-import dovecot as dc
-from fakeserver import Conn, FakeServer, Script, serve, server_context
-from helpers import Run, run
-from pki import make_ca, make_leaf, write_ca, write_server_files
+from support import dovecot as dc
+from support.assertions import assert_redacted, expect
+from support.fakeserver import Conn, FakeServer, Script, serve, server_context
+from support.pki import make_ca, make_leaf, write_ca, write_server_files
+from support.processes import Run, run
 
 NUM = r"\d+\.\d+"
-TIMEOUT = 10.0
 USER = "probe"
 PASSWORD = "s3cret-Pa55"
 STATUS_ITEMS = "(MESSAGES RECENT UNSEEN)"
@@ -48,14 +48,6 @@ def login_args(*more: str) -> tuple[str, ...]:
     return ("-u", USER, "--allow-cleartext-login", *more)
 
 
-def expect(result: Run, rc: int, first_line: str, timeout: float = TIMEOUT) -> None:
-    detail = f"rc={result.rc}\nstdout:\n{result.out}\nstderr:\n{result.err}\nwant:\n{first_line}"
-    assert result.err == "", detail
-    assert re.fullmatch(first_line, result.first_line), detail
-    assert result.rc == rc, detail
-    assert result.elapsed < timeout, f"took {result.elapsed:.2f}s\n{detail}"
-
-
 def target(port: int, host: str = "127.0.0.1") -> str:
     return re.escape(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
@@ -64,33 +56,13 @@ def plain_token(user: str = USER, password: str = PASSWORD) -> str:
     return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
 
 
-def assert_redacted(result: Run, *secrets: str) -> None:
-    for secret in secrets:
-        assert secret not in result.out, result.out
-        assert secret not in result.err, result.err
-
-
 def greeting(caps: str) -> bytes:
     return f"* OK [CAPABILITY {caps}] fake ready\r\n".encode()
-
-
-def expect_line(conn: Conn, want: str) -> str:
-    """Read one command line, compare it byte for byte (tag aside), return the tag."""
-    line = conn.readline().decode("utf-8")
-    tag, _, rest = line.partition(" ")
-    if rest != want:
-        raise AssertionError(f"expected {want!r}, client sent {line!r}")
-    return tag
 
 
 def ok(conn: Conn, tag: str, untagged: str = "", code: str = "") -> None:
     code = f"[{code}] " if code else ""
     conn.send(f"{untagged}{tag} OK {code}done\r\n".encode())
-
-
-def logout(conn: Conn) -> None:
-    tag = expect_line(conn, "LOGOUT")
-    conn.send(f"* BYE bye\r\n{tag} OK done\r\n".encode())
 
 
 def mailbox(
@@ -102,7 +74,7 @@ def mailbox(
 ) -> None:
     """STATUS then EXAMINE of one mailbox; ``status_name`` as the server echoes it."""
     messages, recent, unseen = counts
-    tag = expect_line(conn, f"STATUS {wire_name} {STATUS_ITEMS}")
+    tag = conn.expect(f"STATUS {wire_name} {STATUS_ITEMS}")
     echoed = status_name if status_name is not None else wire_name.encode()
     conn.send(
         b"* STATUS "
@@ -110,7 +82,7 @@ def mailbox(
         + f" (MESSAGES {messages} RECENT {recent} UNSEEN {unseen})\r\n"
         f"{tag} OK Status completed\r\n".encode()
     )
-    tag = expect_line(conn, f"EXAMINE {wire_name}")
+    tag = conn.expect(f"EXAMINE {wire_name}")
     conn.send(
         f"* FLAGS (\\Seen)\r\n* {messages} EXISTS\r\n* {recent} RECENT\r\n"
         f"{tag} OK [READ-ONLY] Examine completed\r\n".encode()
@@ -118,7 +90,7 @@ def mailbox(
 
 
 def quota_reply(conn: Conn, wire_name: str, root: bytes, resources: bytes) -> None:
-    tag = expect_line(conn, f"GETQUOTAROOT {wire_name}")
+    tag = conn.expect(f"GETQUOTAROOT {wire_name}")
     conn.send(
         b"* QUOTAROOT " + wire_name.encode() + b" " + root + b"\r\n"
         b"* QUOTA " + root + b" (" + resources + b")\r\n" + f"{tag} OK done\r\n".encode()
@@ -126,7 +98,7 @@ def quota_reply(conn: Conn, wire_name: str, root: bytes, resources: bytes) -> No
 
 
 def sasl_ir_login(conn: Conn, after_caps: str = "IMAP4rev1 QUOTA") -> None:
-    tag = expect_line(conn, f"AUTHENTICATE PLAIN {plain_token()}")
+    tag = conn.expect(f"AUTHENTICATE PLAIN {plain_token()}")
     ok(conn, tag, code=f"CAPABILITY {after_caps}")
 
 
@@ -145,7 +117,7 @@ def mail_server(
             mailbox(conn, wire_name, counts)
             if quota is not None:
                 quota_reply(conn, wire_name, b'""', quota)
-        logout(conn)
+        conn.logout()
 
     return script
 
@@ -190,7 +162,7 @@ def test_authenticate_plain_with_sasl_ir_quota_and_redaction() -> None:
 
 def test_authenticate_plain_without_sasl_ir_waits_for_the_continuation() -> None:
     def login(conn: Conn) -> None:
-        tag = expect_line(conn, "AUTHENTICATE PLAIN")
+        tag = conn.expect("AUTHENTICATE PLAIN")
         conn.send(b"+ \r\n")
         token = conn.readline().decode()
         assert token == plain_token(), token
@@ -217,7 +189,7 @@ def test_login_command_quotes_the_password_and_redacts_it() -> None:
     wire = '"probe" "pa\\"ss\\\\word"'
 
     def login(conn: Conn) -> None:
-        ok(conn, expect_line(conn, f"LOGIN {wire}"), code="CAPABILITY IMAP4rev1 QUOTA")
+        ok(conn, conn.expect(f"LOGIN {wire}"), code="CAPABILITY IMAP4rev1 QUOTA")
 
     with serve(mail_server("IMAP4rev1", login)) as srv:
         result = check(srv.port, *login_args("-vvv"), password=QUOTED_PASSWORD)
@@ -233,9 +205,9 @@ def test_login_command_sends_a_non_ascii_password_as_a_literal(literal_plus: boo
 
     def login(conn: Conn) -> None:
         if literal_plus:
-            tag = expect_line(conn, f'LOGIN "probe" {{{len(raw)}+}}')
+            tag = conn.expect(f'LOGIN "probe" {{{len(raw)}+}}')
         else:
-            tag = expect_line(conn, f'LOGIN "probe" {{{len(raw)}}}')
+            tag = conn.expect(f'LOGIN "probe" {{{len(raw)}}}')
             conn.send(b"+ Ready for literal data\r\n")
         assert conn.readline() == raw
         ok(conn, tag, code="CAPABILITY IMAP4rev1 QUOTA")
@@ -258,7 +230,7 @@ def test_login_command_sends_a_non_ascii_password_as_a_literal(literal_plus: boo
 def test_no_on_login_is_critical_with_the_server_text(caps: str, command: str) -> None:
     def script(conn: Conn) -> None:
         conn.send(greeting(caps))
-        tag = expect_line(conn, command)
+        tag = conn.expect(command)
         conn.send(f"{tag} NO [AUTHENTICATIONFAILED] Invalid credentials (0.002 secs)\r\n".encode())
         conn.wait_client_close()
 
@@ -314,8 +286,8 @@ def test_logindisabled_without_auth_plain_sends_no_credentials() -> None:
 
 def test_capabilities_are_asked_after_login_when_the_ok_has_none() -> None:
     def login(conn: Conn) -> None:
-        ok(conn, expect_line(conn, f"AUTHENTICATE PLAIN {plain_token()}"))
-        tag = expect_line(conn, "CAPABILITY")
+        ok(conn, conn.expect(f"AUTHENTICATE PLAIN {plain_token()}"))
+        tag = conn.expect("CAPABILITY")
         ok(conn, tag, untagged="* CAPABILITY IMAP4rev1 QUOTA\r\n")
 
     with serve(mail_server("IMAP4rev1 SASL-IR AUTH=PLAIN", login)) as srv:
@@ -415,7 +387,7 @@ def test_mailbox_names_quoted_modified_utf7_and_literals_in_replies() -> None:
         quota_reply(conn, wire[0], b"{4}\r\nroot", b"STORAGE 512 1024")
         mailbox(conn, wire[1], (0, 0, 0), status_name=b"{17}\r\nEntw&APw-rfe &- Co")
         quota_reply(conn, wire[1], b"{4}\r\nroot", b"STORAGE 512 1024")
-        logout(conn)
+        conn.logout()
 
     with serve(script) as srv:
         result = check(srv.port, *login_args("--mailbox", names[0], "--mailbox", names[1], "-v"))
@@ -449,11 +421,11 @@ def test_control_characters_in_a_mailbox_name_are_modified_utf7() -> None:
     def script(conn: Conn) -> None:
         conn.send(greeting("IMAP4rev1 SASL-IR AUTH=PLAIN"))
         sasl_ir_login(conn, after_caps="IMAP4rev1")
-        tag = expect_line(conn, f'STATUS "a&AAo-b" {STATUS_ITEMS}')
+        tag = conn.expect(f'STATUS "a&AAo-b" {STATUS_ITEMS}')
         conn.send(f"{tag} NO [NONEXISTENT] no such mailbox\r\n".encode())
-        tag = expect_line(conn, 'EXAMINE "a&AAo-b"')
+        tag = conn.expect('EXAMINE "a&AAo-b"')
         conn.send(f"{tag} NO [NONEXISTENT] no such mailbox\r\n".encode())
-        logout(conn)
+        conn.logout()
 
     with serve(script) as srv:
         result = check(srv.port, *login_args("--mailbox", "a\nb"))
@@ -489,11 +461,11 @@ def test_examine_refused_is_critical() -> None:
     def script(conn: Conn) -> None:
         conn.send(greeting("IMAP4rev1 SASL-IR AUTH=PLAIN"))
         sasl_ir_login(conn, after_caps="IMAP4rev1")
-        tag = expect_line(conn, f'STATUS "Archive" {STATUS_ITEMS}')
+        tag = conn.expect(f'STATUS "Archive" {STATUS_ITEMS}')
         conn.send(f"* STATUS Archive (MESSAGES 1 RECENT 0 UNSEEN 0)\r\n{tag} OK\r\n".encode())
-        tag = expect_line(conn, 'EXAMINE "Archive"')
+        tag = conn.expect('EXAMINE "Archive"')
         conn.send(f"{tag} NO [SERVERBUG] Internal error\r\n".encode())
-        logout(conn)
+        conn.logout()
 
     with serve(script) as srv:
         result = check(srv.port, *login_args("--mailbox", "Archive"))
@@ -513,11 +485,11 @@ def test_critical_is_not_hidden_behind_unknown() -> None:
     def script(conn: Conn) -> None:
         conn.send(greeting("IMAP4rev1 SASL-IR AUTH=PLAIN"))
         sasl_ir_login(conn, after_caps="IMAP4rev1")
-        tag = expect_line(conn, f'STATUS "Archive" {STATUS_ITEMS}')
+        tag = conn.expect(f'STATUS "Archive" {STATUS_ITEMS}')
         conn.send(f"{tag} NO [NONEXISTENT] Mailbox doesn't exist: Archive\r\n".encode())
-        tag = expect_line(conn, 'EXAMINE "Archive"')
+        tag = conn.expect('EXAMINE "Archive"')
         conn.send(f"{tag} NO [NONEXISTENT] Mailbox doesn't exist: Archive\r\n".encode())
-        logout(conn)
+        conn.logout()
 
     with serve(script) as srv:
         result = check(srv.port, *login_args("--mailbox", "Archive", "--quota-warning", "80"))
@@ -610,7 +582,7 @@ def test_cleartext_login_is_refused_without_the_option() -> None:
 def _caps_server(caps: str) -> Script:
     def script(conn: Conn) -> None:
         conn.send(greeting(caps))
-        logout(conn)
+        conn.logout()
 
     return script
 
@@ -669,12 +641,12 @@ def test_capability_policy_in_clear(caps: str, args: tuple[str, ...], rc: int, t
 def _starttls_server(ctx: ssl.SSLContext, before: str, after: str) -> Script:
     def script(conn: Conn) -> None:
         conn.send(greeting(before))
-        tag = expect_line(conn, "STARTTLS")
+        tag = conn.expect("STARTTLS")
         conn.send(f"{tag} OK Begin TLS\r\n".encode())
         conn.start_tls(ctx)
-        tag = expect_line(conn, "CAPABILITY")
+        tag = conn.expect("CAPABILITY")
         ok(conn, tag, untagged=f"* CAPABILITY {after}\r\n")
-        logout(conn)
+        conn.logout()
 
     return script
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run
+from support.processes import run
 
 MAN = Path(__file__).resolve().parent.parent / "man"
 COMMANDS = ("check_imap", "notify_on_change")

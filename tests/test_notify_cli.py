@@ -8,14 +8,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from notify_helpers import Notifier
+from support.recorders import Notifier
 
 MONIT_FAILED = {
     "MONIT_EVENT": "Status failed",

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from cryptography.x509.oid import NameOID
 
-import pki
+from support import pki
 
 DOVECOT = Path("/usr/sbin/dovecot")
 MISSING = "dovecot not installed: run tests/run as root to install dovecot-imapd"

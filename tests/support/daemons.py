@@ -41,11 +41,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-import pki
-from dovecot import free_port
-from helpers import command
+from support import pki
+from support.dovecot import free_port
+from support.processes import command
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONTRIB = REPO / "contrib"
 HOST = "127.0.0.1"
 

@@ -43,12 +43,17 @@ class Conn:
         return line.rstrip(b"\r")
 
     def expect(self, command: str) -> str:
-        """Read a client command, check its name, return its tag."""
-        line = self.readline().decode("latin-1")
+        """Read one client command, compare it byte for byte (tag aside), return the tag."""
+        line = self.readline().decode("utf-8", "backslashreplace")
         tag, _, rest = line.partition(" ")
-        if rest.upper() != command:
+        if rest != command:
             raise AssertionError(f"expected {command!r}, client sent {line!r}")
         return tag
+
+    def logout(self) -> None:
+        """Answer the client's LOGOUT as RFC 3501 wants: BYE, then the tagged OK."""
+        tag = self.expect("LOGOUT")
+        self.send(f"* BYE bye\r\n{tag} OK done\r\n".encode())
 
     def start_tls(self, ctx: ssl.SSLContext) -> None:
         self.sock = ctx.wrap_socket(self.raw, server_side=True)

@@ -1,0 +1,29 @@
+"""Assertions shared by the tests that run the installed commands."""
+
+from __future__ import annotations
+
+import re
+
+from support.processes import Run
+
+CHECK_TIMEOUT = 10.0
+"""check_imap's default -t: no run may take longer unless the test says so."""
+
+
+def expect(result: Run, rc: int, first_line: str, timeout: float = CHECK_TIMEOUT) -> None:
+    """Exit code, the whole first line (a regular expression), empty stderr, and time.
+
+    Every failure message carries the full output, so a red test explains itself.
+    """
+    detail = f"rc={result.rc}\nstdout:\n{result.out}\nstderr:\n{result.err}\nwant:\n{first_line}"
+    assert result.err == "", detail
+    assert re.fullmatch(first_line, result.first_line), detail
+    assert result.rc == rc, detail
+    assert result.elapsed < timeout, f"took {result.elapsed:.2f}s\n{detail}"
+
+
+def assert_redacted(result: Run, *secrets: str) -> None:
+    """No secret in either stream."""
+    for secret in secrets:
+        assert secret not in result.out, result.out
+        assert secret not in result.err, result.err
