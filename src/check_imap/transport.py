@@ -140,6 +140,9 @@ class Session:
 
 def make_context(target: Target) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=target.ca_file)
+    # Debian's 3.11 and Python 3.9 set this by default: a close without close_notify
+    # would then read as a clean EOF, and "closed without reply" is what we must see.
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     if target.insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
