@@ -266,7 +266,10 @@ def test_min_tls(tmp_path: Path, mode: str, ca_file: str) -> None:
     assert ok.rc == 0
     assert ", TLSv1.2, " in ok.first_line
     assert strict.rc == 2
-    assert status(strict) == "TLS handshake failed: server does not support TLS 1.3 or newer"
+    assert status(strict) == (
+        "TLS handshake failed: the server offers only TLS 1.2; "
+        "this check requires TLS 1.3 (see --min-tls)"
+    )
 
 
 # ----------------------------------------------------------------- weak crypto

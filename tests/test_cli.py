@@ -29,8 +29,8 @@ from support.processes import check_imap
             "argument --starttls: not allowed with argument --tls",
         ),
         (
-            ("-H", "x", "--sni", "y"),
-            "--sni, --ca-file, --insecure and --fingerprint need --tls or --starttls",
+            ("-H", "x", "--tls", "--sni", "a..b"),
+            "--sni: invalid host name 'a..b' (at most 253 characters, labels of 1 to 63 between the dots)",
         ),
         (
             ("-H", "x", "--tls", "--insecure", "--ca-file", "/etc/hostname"),

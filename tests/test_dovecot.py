@@ -30,7 +30,7 @@ pytestmark = pytest.mark.dovecot
 
 NUM = r"\d+\.\d+"
 DAY = 86400
-PERF = rf"time={NUM}s;;;0;{NUM} time_connect={NUM}s;;;0 time_greeting={NUM}s;;;0 time_logout={NUM}s;;;0"
+PERF = rf"time={NUM}s;;;0;{NUM} (?:time_capability={NUM}s;;;0 )?time_connect={NUM}s;;;0 time_greeting={NUM}s;;;0 time_logout={NUM}s;;;0"
 PERF_TLS = PERF + rf" time_tls={NUM}s;;;0"
 LOGOUT = r"logout: BYE \+ tagged OK"
 
@@ -166,7 +166,10 @@ def test_verbose_tls(dovecot: Dovecot) -> None:
 
 def test_verbose_starttls(dovecot: Dovecot) -> None:
     port = dovecot.main.plain_port
-    run = check_imap("-H", "localhost", "-v", *starttls_args(dovecot))
+    # A capability policy (never -v) makes the check ask again after TLS.
+    run = check_imap(
+        "-H", "localhost", "-v", "--require-capability", "IMAP4rev1", *starttls_args(dovecot)
+    )
     expect(run, 0, ok_line("localhost", port, dovecot.main).split(r" \| ")[0])
     lines = run.lines
     assert re.fullmatch(rf"server: localhost:{port} \(\S+:{port}\), STARTTLS", lines[1]), lines

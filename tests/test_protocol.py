@@ -10,21 +10,21 @@ import pytest
 from check_imap.protocol import (
     BYE_SILENCE,
     LOGOUT_GRACE,
-    MAX_LINE,
     Credentials,
     Done,
     GreetingKind,
     Handshake,
     LogoutEnding,
     Outcome,
-    Phase,
+    Plan,
     ProtocolError,
     Receive,
-    ResponseReader,
     Send,
+    Severity,
     StartTLS,
-    parse_response,
 )
+from check_imap.protocol.reader import MAX_LINE, ResponseReader, parse_response
+from check_imap.steps import Step
 
 DOVECOT = (
     b"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS "
@@ -66,7 +66,7 @@ class Script:
 
 
 def run(*chunks: bytes | str | None, **kwargs: bool) -> tuple[Outcome, Script]:
-    script = Script(Handshake(**kwargs))
+    script = Script(Handshake(Plan(**kwargs)))
     return script.run(*chunks), script
 
 
@@ -95,7 +95,7 @@ def test_greeting_drip_fed_byte_by_byte() -> None:
     chunks = [bytes([b]) for b in DOVECOT]
     outcome, _script = run(*chunks, b"* BYE Logging out\r\n", b"a1 OK Logout completed.\r\n")
     assert outcome.greeting is not None and outcome.greeting.text == "Dovecot (Debian) ready."
-    assert outcome.capabilities is not None and "STARTTLS" in outcome.capabilities
+    assert outcome.caps_before_login is not None and "STARTTLS" in outcome.caps_before_login
     assert outcome.logout is not None and outcome.logout.ending is LogoutEnding.CLEAN
 
 
@@ -129,7 +129,7 @@ def test_binary_banner_without_line_end_fails_fast() -> None:
     # A TLS alert record, as a TLS port answers a plain client that sends anything.
     outcome, _ = run(b"\x15\x03\x03\x00\x02\x02\x46")
     assert outcome.failure == "not an IMAP greeting"
-    assert outcome.failure_phase is Phase.GREETING
+    assert outcome.failure_step is Step.GREETING
 
 
 def test_close_before_greeting() -> None:
@@ -148,7 +148,7 @@ def test_reset_before_greeting() -> None:
 
 
 def test_endless_greeting_is_bounded() -> None:
-    hs = Handshake()
+    hs = Handshake(Plan())
     chunk = b"* OK " + b"x" * 16384
     for _ in range(3):
         hs.receive_data(chunk)
@@ -240,9 +240,9 @@ def test_starttls_with_capabilities_in_greeting() -> None:
     assert script.starttls == 1
     assert outcome.failure is None
     # RFC 3501 §6.2.1: what the server said in clear is forgotten after TLS.
-    assert outcome.capabilities is None
-    assert outcome.capabilities_before_tls is not None
-    assert "STARTTLS" in outcome.capabilities_before_tls
+    assert outcome.caps_before_login is None
+    assert outcome.caps_in_clear is not None
+    assert "STARTTLS" in outcome.caps_in_clear
 
 
 def test_starttls_asks_capability_when_greeting_has_none() -> None:
@@ -254,7 +254,7 @@ def test_starttls_asks_capability_when_greeting_has_none() -> None:
         starttls=True,
     )
     assert script.sent == [b"a1 CAPABILITY\r\n", b"a2 STARTTLS\r\n", b"a3 LOGOUT\r\n"]
-    assert outcome.capabilities_before_tls == ("IMAP4REV1", "STARTTLS", "LOGINDISABLED")
+    assert outcome.caps_in_clear == ("IMAP4REV1", "STARTTLS", "LOGINDISABLED")
     assert outcome.logout is not None and outcome.logout.ending is LogoutEnding.CLEAN
 
 
@@ -268,7 +268,7 @@ def test_capabilities_after_starttls_are_asked_again_when_wanted() -> None:
         want_capabilities=True,
     )
     assert script.sent == [b"a1 STARTTLS\r\n", b"a2 CAPABILITY\r\n", b"a3 LOGOUT\r\n"]
-    assert outcome.capabilities == ("IMAP4REV1", "AUTH=PLAIN")
+    assert outcome.caps_before_login == ("IMAP4REV1", "AUTH=PLAIN")
 
 
 def test_starttls_not_advertised() -> None:
@@ -348,7 +348,7 @@ def test_parse_response_code_and_text() -> None:
 
 
 def test_transcript_is_bounded() -> None:
-    hs = Handshake()
+    hs = Handshake(Plan())
     hs.receive_data(b"* OK hi\r\n")
     hs.next_action()  # Send LOGOUT
     hs.receive_data(b"* 1 EXISTS\r\n" * 500)
@@ -438,11 +438,13 @@ def test_login_refused_shows_server_text() -> None:
         credentials=CREDS,
     )
     assert outcome.failure == "login failed: NO [AUTHENTICATIONFAILED] Authentication failed."
-    assert outcome.failure_phase is Phase.LOGIN
+    assert outcome.failure_step is Step.LOGIN
 
 
 def test_logindisabled_without_auth_plain_cannot_log_in() -> None:
-    outcome, script = run(b"* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] ready\r\n", credentials=CREDS)
+    outcome, script = run(
+        b"* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] ready\r\n", credentials=CREDS, encrypted=True
+    )
     assert outcome.failure == "no way to log in: LOGINDISABLED and no AUTH=PLAIN"
     assert script.sent == []
 
@@ -478,7 +480,7 @@ def test_quota_skipped_when_not_advertised_after_login() -> None:
         b"EXAMINE",
         b"LOGOUT",
     ]
-    assert outcome.capabilities_after_login == ("IMAP4REV1", "IDLE")
+    assert outcome.caps_after_login == ("IMAP4REV1", "IDLE")
     assert outcome.mailboxes[0].quota is None
 
 
@@ -491,7 +493,7 @@ def test_missing_mailbox_is_recorded_and_session_still_logs_out() -> None:
         credentials=CREDS,
         mailboxes=("Nope",),
     )
-    assert outcome.login_mechanism == "PREAUTH"
+    assert outcome.preauth and outcome.login_mechanism is None  # PREAUTH is no login
     assert outcome.mailboxes[0].error == "STATUS NO Mailbox doesn't exist: Nope"
     assert outcome.logout is not None and outcome.logout.ending is LogoutEnding.CLEAN
     assert script.sent[-1] == b"a3 LOGOUT\r\n"
@@ -538,3 +540,14 @@ def test_non_ascii_password_goes_as_literal_plus_when_offered() -> None:
     )
     assert script.sent[0] == 'a1 LOGIN "probe" {9+}\r\npässwort\r\n'.encode()
     assert script.hs.transcript[1] == ("C", b'a1 LOGIN "probe" [password redacted]')
+
+
+def test_cleartext_login_against_logindisabled_is_a_configuration_mismatch() -> None:
+    """--allow-cleartext-login meets a server that rightly refuses: UNKNOWN, not CRITICAL."""
+    outcome, script = run(b"* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] ready\r\n", credentials=CREDS)
+    assert outcome.failure == (
+        "the server refuses login in clear (LOGINDISABLED): use --starttls or --tls"
+    )
+    assert outcome.severity is Severity.UNKNOWN
+    assert outcome.failure_step is Step.LOGIN
+    assert script.sent == []  # not a byte of the credentials, and nothing else

@@ -4,3 +4,6 @@ Nothing is imported here on purpose: every command starts as fast as Python allo
 """
 
 __version__ = "0.1.0"
+
+PROG = "check_imap"
+UNKNOWN = 3  # the plugin exit code of --help, --version and every usage error

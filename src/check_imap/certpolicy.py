@@ -8,11 +8,9 @@ explanations here only look at what the server presented after it has failed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
-from .certs import CertBlob, CertFacts, CryptoCache, facts
-from .options import Options
-from .transport import TLSInfo
+from .certs import CertBlob, CertFacts, CryptoCache, TLSInfo, facts
+from .options import CertPolicy
 
 WEAK_HASHES = ("sha1", "md5")
 MIN_RSA_BITS = 2048
@@ -36,13 +34,15 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-@dataclass(frozen=True)
 class Expiry:
     """One certificate's remaining validity, as the output names it."""
 
-    cert: CertFacts
-    days: int
-    is_leaf: bool
+    __slots__ = ("cert", "days", "is_leaf")
+
+    def __init__(self, cert: CertFacts, days: int, is_leaf: bool) -> None:
+        self.cert = cert
+        self.days = days
+        self.is_leaf = is_leaf
 
     def describe(self, now: float) -> str:
         what = "certificate" if self.is_leaf else "chain certificate"
@@ -83,18 +83,15 @@ def pin_problem(tls: TLSInfo, pins: tuple[str, ...]) -> str | None:
     if any(c.sha256 in pins for c in present):
         return None
     leaf = present[0].sha256 if present else "none"
+    if tls.leaf_only:
+        # Python 3.9's ssl shows only the leaf: a CA pin cannot be checked, not "wrong".
+        return f"only the leaf is visible on Python 3.9: pin the leaf (SHA-256 {leaf})"
     return f"no certificate matches --fingerprint (leaf SHA-256 {leaf})"
 
 
-def weaknesses(tls: TLSInfo, options: Options, cache: CryptoCache) -> list[str]:
+def weaknesses(tls: TLSInfo, options: CertPolicy, cache: CryptoCache) -> list[str]:
     """Weak keys, weak signatures below the trust anchor, a leaf without SAN."""
-    wanted = not (
-        options.ignore_rsa_size
-        and options.ignore_ec_size
-        and options.ignore_sig_alg
-        and options.allow_empty_san
-    )
-    if not wanted:
+    if not options.judges_crypto:
         return []
     blobs: tuple[CertBlob, ...] = tls.chain or tls.presented
     problems: list[str] = []

@@ -3,17 +3,13 @@
 Names and dates come from the ssl module's own decoding where Python offers it, so a
 default TLS check never pays for importing ``cryptography`` (~30 ms). Key sizes and
 signature hashes need ``cryptography``: it is imported lazily, and its findings are
-cached per certificate fingerprint in a small, atomically replaced JSON file.
+cached per certificate fingerprint in a small JSON file of our own (``CryptoCache``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import ssl
 import time
-from dataclasses import asdict, dataclass
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
 if TYPE_CHECKING:
@@ -26,17 +22,62 @@ CACHE_VERSION = 1
 CACHE_MAX_ENTRIES = 256  # a monitoring host sees few distinct certificates
 
 
-@dataclass(frozen=True)
+class TLSInfo:
+    """What the TLS handshake of one session showed."""
+
+    __slots__ = ("bits", "chain", "cipher", "leaf_only", "presented", "verified", "version")
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        cipher: str,
+        bits: int,
+        verified: bool,
+        chain: tuple[CertBlob, ...],
+        presented: tuple[CertBlob, ...],
+        leaf_only: bool = False,
+    ) -> None:
+        self.version = version
+        self.cipher = cipher
+        self.bits = bits
+        self.verified = verified
+        self.chain = chain  # verified chain (leaf first) when verified, else presented
+        self.presented = presented  # what the server sent, leaf first
+        self.leaf_only = leaf_only  # Python 3.9 shows only the leaf: no chain checks
+
+
 class CertFacts:
     """What the output and the expiry checks need: no cryptography required."""
 
-    sha256: str
-    subject_cn: str | None
-    issuer_cn: str | None
-    names: tuple[str, ...]  # subjectAltName DNS names and IP addresses, in order
-    not_before: float  # POSIX seconds
-    not_after: float
-    self_issued: bool
+    __slots__ = (
+        "issuer_cn",
+        "names",
+        "not_after",
+        "not_before",
+        "self_issued",
+        "sha256",
+        "subject_cn",
+    )
+
+    def __init__(
+        self,
+        *,
+        sha256: str,
+        subject_cn: str | None,
+        issuer_cn: str | None,
+        names: tuple[str, ...],
+        not_before: float,
+        not_after: float,
+        self_issued: bool,
+    ) -> None:
+        self.sha256 = sha256
+        self.subject_cn = subject_cn
+        self.issuer_cn = issuer_cn
+        self.names = names  # subjectAltName DNS names and IP addresses, in order
+        self.not_before = not_before  # POSIX seconds
+        self.not_after = not_after
+        self.self_issued = self_issued
 
     @property
     def label(self) -> str:
@@ -48,18 +89,58 @@ class CertFacts:
         return int((self.not_after - now) / 86400)
 
 
-@dataclass(frozen=True)
 class CryptoFacts:
     """What only cryptography can tell: key type and size, signature hash, SAN presence."""
 
-    key_type: str  # "RSA", "EC", "Ed25519", "Ed448", "DSA" or the class name
-    key_bits: int
-    signature_hash: str | None  # "sha256", "sha1", "md5"...; None for EdDSA
-    has_san: bool
+    __slots__ = ("has_san", "key_bits", "key_type", "signature_hash")
+
+    def __init__(
+        self, *, key_type: str, key_bits: int, signature_hash: str | None, has_san: bool
+    ) -> None:
+        self.key_type = key_type  # "RSA", "EC", "Ed25519", "Ed448", "DSA" or the class name
+        self.key_bits = key_bits
+        self.signature_hash = signature_hash  # "sha256", "sha1", "md5"...; None for EdDSA
+        self.has_san = has_san
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def sha256_hex(der: bytes) -> str:
+    import hashlib  # only when a certificate is looked at
+
     return hashlib.sha256(der).hexdigest()
+
+
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
+
+
+def cert_time(text: str) -> float:
+    """``"Jun  1 12:00:00 2025 GMT"`` (ssl's notBefore/notAfter) as POSIX seconds.
+
+    ssl.cert_time_to_seconds would import _strptime, locale and calendar (~4 ms).
+    """
+    try:
+        month, day, clock, year, zone = text.split()
+        hours, minutes, seconds = (int(part, 10) for part in clock.split(":"))
+        y, m, d = int(year, 10), _MONTHS[month], int(day, 10)
+    except (ValueError, KeyError):
+        raise ValueError(f"unexpected certificate time {text!r}") from None
+    if zone != "GMT":
+        raise ValueError(f"unexpected certificate time {text!r}")
+    # Days from the civil date (Howard Hinnant's algorithm), proleptic Gregorian.
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    return float(days * 86400 + hours * 3600 + minutes * 60 + seconds)
 
 
 def facts(blob: CertBlob) -> CertFacts:
@@ -82,8 +163,8 @@ def _facts_from_ssl(der: bytes, info: dict[str, Any]) -> CertFacts:
         subject_cn=subject.get("commonName"),
         issuer_cn=issuer.get("commonName"),
         names=names,
-        not_before=float(ssl.cert_time_to_seconds(info["notBefore"])),
-        not_after=float(ssl.cert_time_to_seconds(info["notAfter"])),
+        not_before=cert_time(info["notBefore"]),
+        not_after=cert_time(info["notAfter"]),
         self_issued=info.get("subject") == info.get("issuer"),
     )
 
@@ -186,58 +267,71 @@ def crypto_facts(der: bytes) -> CryptoFacts:
 
 
 class CryptoCache:
-    """Per-fingerprint CryptoFacts in a JSON file, replaced atomically; never fatal.
+    """Per-fingerprint CryptoFacts in a small JSON file of our own; never fatal.
 
-    A certificate never changes under its fingerprint, so entries never go stale:
-    the cache only needs a size bound. A lost race between two checks costs one
+    A certificate never changes under its fingerprint, so entries never go stale: the
+    cache only needs a size bound. The file is replaced only when it is missing or is
+    a regular file in exactly this cache's format. Anything else (``/etc/passwd``, a
+    device, a FIFO, a symlink, a foreign JSON) is left untouched and the cache is off
+    for the run; ``note`` says why, for -v. A lost race between two checks costs one
     recomputation, nothing more.
     """
 
     def __init__(self, path: str | None) -> None:
         self.path = path
+        self.note: str | None = None  # why the cache is not used, for -v
         self._entries: dict[str, dict[str, Any]] | None = None  # read on first use
+        self._writable = False
         self._dirty = False
 
     def _load(self) -> dict[str, dict[str, Any]]:
         if self._entries is None:
             self._entries = {}
             if self.path:
-                try:
-                    with open(self.path, encoding="utf-8") as f:
-                        data = json.load(f)
-                    if data.get("version") == CACHE_VERSION:
-                        self._entries = dict(data.get("certs", {}))
-                except (OSError, ValueError, AttributeError):
-                    pass  # unreadable or foreign: start empty, the next save replaces it
+                self._entries = self._read(self.path)
         return self._entries
+
+    def _read(self, path: str) -> dict[str, dict[str, Any]]:
+        from .files import MIB, FileRefused, read_regular
+
+        try:
+            data, _info = read_regular(path, MIB)
+        except FileRefused as exc:
+            if not os.path.lexists(path):
+                self._writable = True  # missing: ours to create
+            else:
+                self.note = f"certificate cache {path} not used: {exc}"
+            return {}
+        entries = _parse_cache(data)
+        if entries is None:
+            self.note = f"certificate cache {path} not used: not a check_imap cache, left as it is"
+            return {}
+        self._writable = True
+        return entries
 
     def get(self, der: bytes) -> CryptoFacts:
         fingerprint = sha256_hex(der)
         entries = self._load()
         entry = entries.get(fingerprint)
         if entry is not None:
-            try:
-                found = CryptoFacts(**entry["facts"])
-            except (KeyError, TypeError):
-                found = None
-            if found is not None:
-                return found
+            return CryptoFacts(**entry["facts"])  # the shape was checked on load
         computed = crypto_facts(der)
-        entries[fingerprint] = {"facts": asdict(computed), "seen": int(time.time())}
+        entries[fingerprint] = {"facts": computed.as_dict(), "seen": int(time.time())}
         self._dirty = True
         return computed
 
     def save(self) -> None:
-        if not (self.path and self._dirty and self._entries is not None):
+        if not (self.path and self._dirty and self._writable and self._entries is not None):
             return
+        import json
         import tempfile  # only when the cache changed: ~2 ms of every start-up otherwise
 
-        newest = sorted(self._entries.items(), key=lambda kv: kv[1].get("seen", 0))
+        newest = sorted(self._entries.items(), key=lambda kv: kv[1]["seen"])
         entries = dict(newest[-CACHE_MAX_ENTRIES:])
         directory = os.path.dirname(self.path) or "."
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".certs.", dir=directory)
+            fd, tmp = tempfile.mkstemp(prefix=".certs.", dir=directory)  # O_EXCL, mode 0600
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     json.dump({"version": CACHE_VERSION, "certs": entries}, f)
@@ -247,8 +341,45 @@ class CryptoCache:
             except BaseException:
                 os.unlink(tmp)
                 raise
-        except OSError:
-            pass  # a cache that cannot be written only costs speed
+        except OSError as exc:
+            self.note = f"certificate cache {self.path} not written: {exc.strerror or exc}"
+
+
+_FACT_TYPES: dict[str, type | tuple[type, ...]] = {
+    "key_type": str,
+    "key_bits": int,
+    "signature_hash": (str, type(None)),
+    "has_san": bool,
+}
+
+
+def _parse_cache(data: bytes) -> dict[str, dict[str, Any]] | None:
+    """The entries of a cache file in exactly our format, else None (never an exception)."""
+    import json
+
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or doc.get("version") != CACHE_VERSION:
+        return None
+    certs = doc.get("certs")
+    if not isinstance(certs, dict) or set(doc) != {"version", "certs"}:
+        return None
+    for key, entry in certs.items():
+        if not (isinstance(key, str) and len(key) == 64 and isinstance(entry, dict)):
+            return None
+        facts_ = entry.get("facts")
+        seen = entry.get("seen")
+        if not isinstance(facts_, dict) or set(facts_) != set(_FACT_TYPES):
+            return None
+        if type(seen) is not int:
+            return None
+        for name, kind in _FACT_TYPES.items():
+            value = facts_[name]
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                return None
+    return certs
 
 
 def default_cache_path() -> str | None:

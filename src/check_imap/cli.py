@@ -2,21 +2,24 @@
 
 Start-up is part of every check's cost, so this module imports nothing heavy:
 ``--version`` never loads argparse, ``--help`` loads argparse but neither ssl nor
-nagiosplugin, and a check imports what its mode needs (see notes on performance).
+nagiosplugin, and a check imports what its mode needs (see docs/performance.md).
+
+Every way out is one line and a plugin exit code. A usage error is ``IMAP UNKNOWN -
+...``; anything unforeseen reaches the last-resort handler below, which prints one
+sanitised UNKNOWN line and never a traceback (tests prove the bad-input corpus never
+gets there).
 """
 
 from __future__ import annotations
 
 import sys
 
-from . import __version__
+from . import PROG, UNKNOWN, __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-UNKNOWN = 3
-PROG = "check_imap"
 VERSION_FLAGS = (["-V"], ["--version"])
 
 
@@ -30,17 +33,32 @@ def main(argv: list[str] | None = None) -> NoReturn:
     # Server text may hold anything; never die on printing it in a C locale.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
-    from .cmdline import parse
-    from .options import UsageError
-
     try:
-        options = parse(argv)
-        from . import check  # nagiosplugin and ssl only once there is a check to run
+        from .cmdline import parse
+        from .options import UsageError
 
-        check.run(options)
-    except UsageError as exc:
-        from .text import sanitize
+        try:
+            options = parse(args)
+            from . import check  # nagiosplugin and ssl only once there is a check to run
 
-        sys.stdout.write(f"IMAP UNKNOWN - {sanitize(str(exc), 300)} (see {PROG} --help)\n")
-        sys.stdout.flush()
+            check.run(options)
+        except UsageError as exc:
+            _line(f"IMAP UNKNOWN - {_clean(str(exc))} (see {PROG} --help)")
+    except ImportError as exc:  # a broken install: say which module, in one line
+        _line(f"IMAP UNKNOWN - cannot import {exc.name or exc}: check the installation")
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # the last resort: one line, never a traceback
+        _line(f"IMAP UNKNOWN - internal error: {type(exc).__name__}: {_clean(str(exc))}")
     sys.exit(UNKNOWN)
+
+
+def _clean(text: str) -> str:
+    from .text import sanitize
+
+    return sanitize(text, 300)
+
+
+def _line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()

@@ -1,8 +1,11 @@
-"""check_imap's options: argparse -> Options. Usage errors are UNKNOWN (exit 3).
+"""check_imap's command line: argparse -> nested option records. Errors are UNKNOWN (exit 3).
 
 argparse exits 2 on bad input, which Nagios reads as CRITICAL; the plugin guidelines
-want UNKNOWN for bad options and for --help/--version alike. Only cli.main imports
-this module, and only when it has more to do than print the version.
+want UNKNOWN for bad options and for --help/--version alike. One parser is built, and
+only when there is something to parse (cli.main prints the version without it).
+Everything typed is checked here, so that later layers never see bad input: host
+names (IDNA, label lengths), ranges, non-UTF-8 bytes, and the files options name
+(see files.py: no symlink, FIFO or device is followed, read or waited for).
 """
 
 from __future__ import annotations
@@ -12,10 +15,22 @@ import os
 import socket
 import sys
 
-from . import __version__
-from .cli import PROG, UNKNOWN
-from .options import PHASES, Options, UsageError, ip_family
-from .text import help_width
+from . import PROG, UNKNOWN, __version__
+from .files import KIB, MIB, FileRefused, first_line, private_problem, read_regular
+from .options import (
+    CapabilityPolicy,
+    CertPolicy,
+    Judgement,
+    Options,
+    Range,
+    Target,
+    Thresholds,
+    UsageError,
+    ip_family,
+)
+from .protocol import Credentials, Plan
+from .steps import BUCKETS
+from .text import add_secret, help_width, not_utf8
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
 if TYPE_CHECKING:
@@ -133,7 +148,7 @@ def build_parser() -> Parser:
         help="state when the deadline runs out (default critical)",
     )
 
-    tls = p.add_argument_group("TLS (with --tls or --starttls)")
+    tls = p.add_argument_group("TLS (with --tls or --starttls; ignored on a plain check)")
     tls.add_argument(
         "--sni",
         metavar="NAME",
@@ -142,7 +157,7 @@ def build_parser() -> Parser:
     tls.add_argument(
         "--ca-file",
         metavar="FILE",
-        help="trust these CA certificates (PEM) instead of the system store",
+        help="trust these CA certificates (PEM, at most 1 MiB) instead of the system store",
     )
     tls.add_argument(
         "--insecure",
@@ -243,7 +258,9 @@ def build_parser() -> Parser:
         help="log in as NAME (the password: --password-file, or the environment)",
     )
     login.add_argument(
-        "--password-file", metavar="FILE", help="file whose first line is the password"
+        "--password-file",
+        metavar="FILE",
+        help="private file (not readable by others) whose first line is the password",
     )
     login.add_argument(
         "--allow-cleartext-login", action="store_true", help="allow sending credentials without TLS"
@@ -278,14 +295,20 @@ def build_parser() -> Parser:
     th = p.add_argument_group("thresholds (seconds, Nagios range syntax)")
     th.add_argument("-w", "--warning", metavar="RANGE", help="total response time warning")
     th.add_argument("-c", "--critical", metavar="RANGE", help="total response time critical")
-    for phase in PHASES:
-        th.add_argument(f"--{phase}-warning", metavar="RANGE", help=f"{phase} time warning")
-        th.add_argument(f"--{phase}-critical", metavar="RANGE", help=f"{phase} time critical")
+    for name in BUCKETS:
+        th.add_argument(f"--{name}-warning", metavar="RANGE", help=f"{name} time warning")
+        th.add_argument(f"--{name}-critical", metavar="RANGE", help=f"{name} time critical")
 
     p.add_argument(
         "--strict-logout",
         action="store_true",
         help="WARNING when the server ends the session without BYE",
+    )
+    p.add_argument(
+        "--accept-preauth",
+        action="store_true",
+        help="OK when the server pre-authenticates the connection (PREAUTH) although "
+        "-u names a user, who is then not checked (default WARNING)",
     )
     return p
 
@@ -332,118 +355,220 @@ def _seconds(text: str) -> float:
 
 
 def parse(argv: list[str] | None) -> Options:
-    args = build_parser().parse_args(argv)
-    host = args.hostname.strip()
-    if not host or any(ch.isspace() or not ch.isprintable() for ch in host):
-        raise UsageError(f"invalid host name {args.hostname!r}")
+    args_in = sys.argv[1:] if argv is None else argv
+    for index, arg in enumerate(args_in, 1):
+        if not_utf8(arg):
+            raise UsageError(f"argument {index} is not valid UTF-8")
+    args = build_parser().parse_args(args_in)
+    notes: list[str] = []
+    host = check_host(args.hostname.strip(), "-H")
     literal = ip_family(host)
     if literal and args.family and literal != args.family:
         flag = "-4" if args.family == socket.AF_INET else "-6"
         raise UsageError(f"{flag} contradicts the address {host}")
-    if (args.insecure or args.ca_file or args.sni or args.fingerprint) and not (
-        args.tls or args.starttls
-    ):
-        raise UsageError("--sni, --ca-file, --insecure and --fingerprint need --tls or --starttls")
-    if args.cert_critical > args.cert_warning:
-        raise UsageError("--cert-critical must not be more days than --cert-warning")
+    encrypted = args.tls or args.starttls
     if args.insecure and args.ca_file:
         raise UsageError("--insecure and --ca-file contradict each other")
-    if args.ca_file:
-        _readable(args.ca_file, "--ca-file")
-    user, password = _credentials(args)
-    # Each mailbox once, in the order given: a repeat would only repeat its perfdata.
-    mailboxes = tuple(dict.fromkeys(args.mailbox)) or (("INBOX",) if user else ())
-    if (args.messages_warning or args.messages_critical) and not mailboxes:
-        raise UsageError("--messages-warning/--messages-critical need --mailbox or --user")
-    if (args.quota_warning or args.quota_critical) and not user:
-        raise UsageError("--quota-warning/--quota-critical need --user")
-    if args.mailbox and not user:
-        raise UsageError("--mailbox needs --user (mailboxes are only visible after login)")
-    return Options(
-        host=host,
-        port=args.port or (993 if args.tls else 143),
+    if args.cert_critical > args.cert_warning:
+        raise UsageError("--cert-critical must not be more days than --cert-warning")
+    given = [o for o, v in _TLS_ONLY if getattr(args, v)]
+    if given and not encrypted:
+        # One command template for every port: TLS options on a plain check are moot.
+        notes.append(f"note: {', '.join(given)} ignored: a plain check uses no TLS")
+    sni = check_host(args.sni, "--sni") if args.sni is not None and encrypted else None
+    ca_data = _ca_data(args.ca_file) if args.ca_file and encrypted else None
+    target = Target(
+        host,
+        args.port or (993 if args.tls else 143),
         family=args.family or socket.AF_UNSPEC,
         tls=args.tls,
         starttls=args.starttls,
-        sni=args.sni,
-        ca_file=args.ca_file,
-        insecure=args.insecure,
+        server_name=sni,
+        ca_file=args.ca_file if encrypted else None,
+        ca_data=ca_data,
+        insecure=args.insecure and encrypted,
         min_tls=args.min_tls,
         timeout=args.timeout,
-        timeout_state=args.timeout_state,
-        warning=args.warning,
-        critical=args.critical,
-        phase_warning=_phase_ranges(args, "warning"),
-        phase_critical=_phase_ranges(args, "critical"),
-        strict_logout=args.strict_logout,
-        verbose=min(args.verbose, 3),
-        cert_warning=args.cert_warning,
-        cert_critical=args.cert_critical,
-        fingerprints=tuple(args.fingerprint),
+        all_addresses=args.all_addresses,
+    )
+    credentials = _credentials(args)
+    user = credentials.user if credentials else None
+    # Each mailbox once, in the order given: a repeat would only repeat its perfdata.
+    mailboxes = tuple(dict.fromkeys(args.mailbox)) or (("INBOX",) if user else ())
+    thresholds = _thresholds(args)
+    if thresholds.messages != (None, None) and not mailboxes:
+        raise UsageError("--messages-warning/--messages-critical need --mailbox or --user")
+    if thresholds.quota != (None, None) and not user:
+        raise UsageError("--quota-warning/--quota-critical need --user")
+    if args.mailbox and not user:
+        raise UsageError("--mailbox needs --user (mailboxes are only visible after login)")
+    capabilities = CapabilityPolicy(
+        require=tuple(args.require_capability),
+        forbid=tuple(args.forbid_capability),
+        state=args.capability_state,
+        require_logindisabled=args.require_logindisabled,
+    )
+    plan = Plan(
+        starttls=target.starttls,
+        encrypted=encrypted,
+        want_capabilities=capabilities.active,  # never -v: it must not change the wire
+        credentials=credentials,
+        mailboxes=mailboxes,
+        quota=user is not None,
+    )
+    cert = CertPolicy(
+        warning_days=args.cert_warning,
+        critical_days=args.cert_critical,
+        fingerprints=tuple(args.fingerprint) if encrypted else (),
         ignore_rsa_size=args.ignore_rsa_size,
         ignore_ec_size=args.ignore_ec_size,
         ignore_sig_alg=args.ignore_sig_alg,
         allow_empty_san=args.allow_empty_san,
-        cert_cache=_cache_path(args.cert_cache),
+        cache_path=_cache_path(args.cert_cache),
+    )
+    judgement = Judgement(
+        timeout_state=args.timeout_state,
+        strict_logout=args.strict_logout,
+        accept_preauth=args.accept_preauth,
+    )
+    return Options(
+        target,
+        plan=plan,
+        cert=cert,
+        capabilities=capabilities,
+        thresholds=thresholds,
+        judgement=judgement,
         user=user,
-        password=password,
-        allow_cleartext_login=args.allow_cleartext_login,
-        mailboxes=mailboxes,
-        messages_warning=args.messages_warning,
-        messages_critical=args.messages_critical,
-        quota_warning=args.quota_warning,
-        quota_critical=args.quota_critical,
-        require_capabilities=tuple(args.require_capability),
-        forbid_capabilities=tuple(args.forbid_capability),
-        capability_state=args.capability_state,
-        require_logindisabled=args.require_logindisabled,
-        all_addresses=args.all_addresses,
+        verbose=min(args.verbose, 3),
+        notes=tuple(notes),
     )
 
 
-def _credentials(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """The password never comes from argv: a file, or the environment."""
+_TLS_ONLY = (
+    ("--sni", "sni"),
+    ("--ca-file", "ca_file"),
+    ("--insecure", "insecure"),
+    ("--fingerprint", "fingerprint"),
+)
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def check_host(name: str, option: str) -> str:
+    """A host name or IP literal as resolvers accept it, else a usage error."""
+    if ip_family(name):
+        return name
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    option = "" if option == "-H" else f"{option}: "  # -H is what every message is about
+    if not name or any(ch.isspace() or not ch.isprintable() for ch in name):
+        raise UsageError(f"{option}invalid host name {shown!r}")
+    rule = "(at most 253 characters, labels of 1 to 63 between the dots)"
+    labels = (name[:-1] if name.endswith(".") else name).split(".")
+    if len(name) > 253 or any(not 1 <= len(label) <= 63 for label in labels):
+        raise UsageError(f"{option}invalid host name {shown!r} {rule}")
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise UsageError(f"{option}invalid host name {shown!r} (not a valid IDNA name)") from None
+    if len(ascii_name) > 253 or any(len(label) > 63 for label in ascii_name.split(".")):
+        raise UsageError(f"{option}invalid host name {shown!r} {rule}")
+    if any(ch not in _HOST_CHARS for ch in ascii_name):
+        raise UsageError(f"{option}invalid host name {shown!r}")
+    return name
+
+
+def _ca_data(path: str) -> str:
+    try:
+        data, _info = read_regular(path, MIB)
+    except FileRefused as exc:
+        raise UsageError(f"--ca-file {path}: {exc}") from None
+    text = data.decode("ascii", "replace")
+    if not data.strip():
+        raise UsageError(f"--ca-file {path}: empty")
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise UsageError(f"--ca-file {path}: no PEM certificate in it")
+    return text
+
+
+def _credentials(args: argparse.Namespace) -> Credentials | None:
+    """The password never comes from argv: a private file, or the environment."""
     if args.user is None:
         if args.password_file or args.allow_cleartext_login:
             raise UsageError("--password-file and --allow-cleartext-login need --user")
-        return None, None
+        return None
+    if not args.user or any(ch in "\r\n\0" for ch in args.user):
+        raise UsageError("-u: the user name is empty or holds a line break")
     if not (args.tls or args.starttls or args.allow_cleartext_login):
         raise UsageError(
             "refusing to send credentials in clear: use --tls or --starttls "
             "(or --allow-cleartext-login)"
         )
     if args.password_file:
-        try:
-            with open(args.password_file, encoding="utf-8") as f:
-                password = f.readline().rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or exc
-            raise UsageError(f"--password-file {args.password_file}: {reason}") from None
+        password = _password_file(args.password_file)
     else:
         password = os.environ.get("CHECK_IMAP_PASSWORD", "")
         if not password:
             raise UsageError("--user needs --password-file or $CHECK_IMAP_PASSWORD")
+        if not_utf8(password):
+            raise UsageError("$CHECK_IMAP_PASSWORD is not valid UTF-8")
+    if "\0" in password:
+        raise UsageError("the password holds a NUL byte")
+    add_secret(password, args.user)
+    return Credentials(args.user, password)
+
+
+def _password_file(path: str) -> str:
+    try:
+        line, info = first_line(path, KIB)
+    except FileRefused as exc:
+        raise UsageError(f"--password-file {path}: {exc}") from None
+    problem = private_problem(info)
+    if problem is not None:
+        raise UsageError(f"--password-file {path}: {problem}")
+    try:
+        password = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--password-file {path}: the first line is not valid UTF-8") from None
     if not password:
-        raise UsageError(f"--password-file {args.password_file}: the first line is empty")
-    return args.user, password
+        raise UsageError(f"--password-file {path}: the first line is empty")
+    return password
 
 
 def _cache_path(option: str | None) -> str | None:
     if option is None:
         from .certs import default_cache_path  # cheap: certs imports cryptography lazily
 
-        return default_cache_path()
+        path = default_cache_path()
+        return None if path is None or not_utf8(path) else path
     return None if option.lower() in ("off", "none", "") else option
 
 
-def _phase_ranges(args: argparse.Namespace, level: str) -> dict[str, str]:
-    ranges = {phase: getattr(args, f"{phase}_{level}") for phase in PHASES}
-    return {phase: text for phase, text in ranges.items() if text is not None}
+def _range(text: str | None, option: str) -> str | None:
+    """A Nagios range as nagiosplugin reads it; empty, ``@`` and ``@:`` are errors."""
+    if text is None:
+        return None
+    if text.strip() in ("", "@", "@:", ":", "@~:"[:1]):
+        raise UsageError(f"{option}: invalid range {text!r}")
+    import nagiosplugin  # the check loads it anyway; only ranges that are given cost it
 
-
-def _readable(path: str, option: str) -> None:
     try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
+        nagiosplugin.Range(text)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{option}: invalid range {text!r} ({exc})") from None
+    return text
+
+
+def _pair(args: argparse.Namespace, warning: str, critical: str, name: str) -> Range:
+    return (
+        _range(getattr(args, warning), f"--{name}-warning" if name else "--warning"),
+        _range(getattr(args, critical), f"--{name}-critical" if name else "--critical"),
+    )
+
+
+def _thresholds(args: argparse.Namespace) -> Thresholds:
+    steps = {name: _pair(args, f"{name}_warning", f"{name}_critical", name) for name in BUCKETS}
+    return Thresholds(
+        time=_pair(args, "warning", "critical", ""),
+        steps={name: pair for name, pair in steps.items() if pair != (None, None)},
+        messages=_pair(args, "messages_warning", "messages_critical", "messages"),
+        quota=_pair(args, "quota_warning", "quota_critical", "quota"),
+    )

@@ -1,4 +1,9 @@
-"""Make untrusted text safe for one line of plugin output; the width of --help."""
+"""The one output boundary: every text that reaches stdout passes through ``sanitize``.
+
+It removes the password in every form it can take on the wire (raw, quoted, inside a
+SASL PLAIN token), then makes the text one safe line. Redacting here, and only here,
+means a new output channel cannot forget it. Shared by check_imap and notify_on_change.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,43 @@ import os
 import sys
 
 LIMIT = 160
+REDACTED = "[redacted]"
+
+_secrets: list[str] = []  # longest first, so a quoted form goes before the raw password
+
+
+def add_secret(password: str, user: str = "") -> None:
+    """Register a password (and the forms it takes in IMAP and SASL) for redaction."""
+    if not password:
+        return
+    import base64  # only when there is a password: most checks have none
+
+    def b64(data: str) -> str:
+        return base64.b64encode(data.encode("utf-8", "surrogateescape")).decode("ascii")
+
+    escaped = password.replace("\\", "\\\\").replace('"', '\\"')
+    forms = {password, escaped, f'"{escaped}"', b64(f"\0{user}\0{password}"), b64(password)}
+    _secrets.extend(forms)
+    _secrets.sort(key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 def sanitize(data: str | bytes, limit: int = LIMIT) -> str:
-    """No control characters, no ``|`` (it starts perfdata), no newlines, bounded length.
+    """No secret, no control characters, no ``|`` (it starts perfdata), one bounded line.
 
     Invalid UTF-8 becomes U+FFFD; anything unprintable becomes ``?``; ``|`` becomes ``/``.
     """
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    if len(text) > limit * 2:
-        text = text[: limit * 2]  # bound the work before cleaning
+    longest = len(_secrets[0]) if _secrets else 0
+    if len(text) > limit * 2 + longest:
+        text = text[: limit * 2 + longest]  # bound the work; what is cut is never shown
+    text = redact(text)
     cleaned = "".join(
         "/" if ch == "|" else ch if ch == " " or ch.isprintable() else "?" for ch in text
     )
@@ -23,6 +55,11 @@ def sanitize(data: str | bytes, limit: int = LIMIT) -> str:
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 3].rstrip() + "..."
     return cleaned
+
+
+def not_utf8(value: str) -> bool:
+    """True if ``value`` came from bytes that are not UTF-8 (Python's surrogateescape)."""
+    return any("\udc80" <= ch <= "\udcff" for ch in value)
 
 
 def help_width() -> int:

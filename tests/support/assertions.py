@@ -27,3 +27,21 @@ def assert_redacted(result: Run, *secrets: str) -> None:
     for secret in secrets:
         assert secret not in result.out, result.out
         assert secret not in result.err, result.err
+
+
+NUM = r"\d+\.\d+"
+PLAIN_STEPS = ("connect", "greeting", "logout")
+
+
+def times(*labels: str, steps: tuple[str, ...] = PLAIN_STEPS) -> str:
+    """The timing perfdata of each address label ("" for one address), as a regex.
+
+    Every address carries the same metrics, only the suffix differs; nagiosplugin
+    sorts perfdata by label, and so does this.
+    """
+    items = []
+    for label in labels:
+        sfx = f"_{label}" if label else ""
+        items.append(f"time{sfx}={NUM}s;;;0;{NUM}")
+        items += [f"time_{step}{sfx}={NUM}s;;;0" for step in steps]
+    return " ".join(sorted(items))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 
+from .reader import number
+
 # Characters a quoted string cannot carry: they force a literal.
 _NEEDS_LITERAL = frozenset("\r\n\0")
 
@@ -65,8 +67,9 @@ def read_astring(text: str) -> tuple[str, str]:
         return "".join(out), ""
     if text.startswith("{"):
         close = text.find("}\r\n")
-        if close > 0 and text[1:close].rstrip("+").isdigit():
-            size = int(text[1:close].rstrip("+"))
+        digits = text[1:close].rstrip("+") if close > 0 else ""
+        if digits.isascii() and digits.isdigit() and len(digits) <= 10:
+            size = int(digits)
             start = close + 3
             return text[start : start + size], text[start + size :]
     atom, _, rest = text.partition(" ")
@@ -74,16 +77,18 @@ def read_astring(text: str) -> tuple[str, str]:
 
 
 def paren_pairs(text: str) -> dict[str, int]:
-    """The last ``(NAME number NAME number ...)`` of a response, upper-cased names."""
+    """The last ``(NAME number NAME number ...)`` of a response, upper-cased names.
+
+    ProtocolError when a value is not an IMAP number (the caller names the response).
+    """
     start = text.rfind("(")
     end = text.find(")", start)
     if start < 0 or end < 0:
         return {}
     words = text[start + 1 : end].split()
     pairs: dict[str, int] = {}
-    for name, number in zip(words[::2], words[1::2]):
-        if number.isdigit():
-            pairs[name.upper()] = int(number)
+    for name, value in zip(words[::2], words[1::2]):
+        pairs[name.upper()] = number(value, name.upper())
     return pairs
 
 
@@ -97,6 +102,5 @@ def quota_triples(text: str) -> dict[str, tuple[int, int]]:
     triples: dict[str, tuple[int, int]] = {}
     for i in range(0, len(words) - 2, 3):
         name, usage, limit = words[i : i + 3]
-        if usage.isdigit() and limit.isdigit():
-            triples[name.upper()] = (int(usage), int(limit))
+        triples[name.upper()] = (number(usage, name.upper()), number(limit, name.upper()))
     return triples
