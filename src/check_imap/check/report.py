@@ -108,7 +108,7 @@ class ImapSummary(nagiosplugin.Summary):
             for result in mine:
                 if result.state == nagiosplugin.Ok:
                     continue
-                hint = str(result.hint or result)
+                hint = str(result)
                 hints.append(hint.removesuffix(f" ({host})"))
             if session.address is None:  # the name did not resolve: no address to name
                 parts.append("; ".join(hints))
