@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from support.transcript import TranscriptMismatch, converse
 
 from check_imap.protocol import Credentials, GreetingKind, LogoutEnding, Plan, Severity
 from check_imap.protocol.commands import Known, Next, next_command
 from check_imap.steps import Step
+from support.transcript import TranscriptMismatch, converse
 
 CREDS = Credentials("probe", "s3cret")
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 
-from support.assertions import NUM, expect, times
-from support.fakeserver import Conn, serve
-from support.processes import check_imap
-
 from check_imap.arguments import build_parser
 from check_imap.check.contexts import build_contexts
 from check_imap.options import Options, Target
 from check_imap.steps import BUCKETS, TABLE, Step, bucket, waiting
+from support.assertions import NUM, expect, times
+from support.fakeserver import Conn, serve
+from support.processes import check_imap
 
 LOGOUT = r"logout: BYE \+ tagged OK"
 
