@@ -79,6 +79,15 @@ def parse(argv: list[str] | None) -> Options:
         raise UsageError("--quota-warning/--quota-critical need --user")
     if args.mailbox and not user:
         raise UsageError("--mailbox needs --user (mailboxes are only visible after login)")
+    if any(not name or "\0" in name for name in mailboxes):
+        raise UsageError("--mailbox: a mailbox name must not be empty or hold a NUL byte")
+    for option, caps in (
+        ("--require-capability", args.require_capability),
+        ("--forbid-capability", args.forbid_capability),
+    ):
+        bad = [c for c in caps if not c or any(ch in _NOT_ATOM for ch in c) or not c.isascii()]
+        if bad:
+            raise UsageError(f"{option}: {bad[0]!r} is not an IMAP capability name")
     capabilities = CapabilityPolicy(
         require=tuple(args.require_capability),
         forbid=tuple(args.forbid_capability),
@@ -121,6 +130,7 @@ def parse(argv: list[str] | None) -> Options:
     )
 
 
+_NOT_ATOM = frozenset(' (){%*"\\]\r\n\t\0')  # RFC 3501 atom-specials and controls
 _TLS_ONLY = (
     ("--sni", "sni"),
     ("--ca-file", "ca_file"),
