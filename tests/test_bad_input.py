@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support.processes import command
 
 from check_imap.steps import BUCKETS
+from support.processes import command
 
 BASE = ("-H", "imap.test", "--tls")
 Case = tuple[str, tuple["str | bytes", ...], dict[str, "str | bytes"]]
@@ -214,7 +214,7 @@ def test_every_bad_command_line_is_one_clear_unknown_line(tmp_path: Path) -> Non
 def test_verbose_bad_input_is_still_one_line(tmp_path: Path, verbose: str) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    name, rc, out, err, elapsed = _run(("fifo", (*BASE, verbose, "--ca-file", str(fifo)), {}))
+    _name, rc, out, err, elapsed = _run(("fifo", (*BASE, verbose, "--ca-file", str(fifo)), {}))
     assert rc == 3 and err == b"" and elapsed < 2.0
     assert out.decode() == (
         f"IMAP UNKNOWN - --ca-file {fifo}: a FIFO, not a regular file (see check_imap --help)\n"
