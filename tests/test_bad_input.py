@@ -97,7 +97,16 @@ def _cases(files: dict[str, str]) -> Iterator[Case]:
     yield "cert-critical above warning", (*BASE, "--cert-warning", "5", "--cert-critical", "9"), {}
     for value in ("", "zz", "ab" * 31, "ab" * 33, "g" * 64):
         yield f"fingerprint {value!r}", (*BASE, "--fingerprint", value), {}
-    hosts = ("", "a..b", ".", "x" * 64 + ".test", "x" * 100_000, "bad host", "\x1b[2J", "a b.c")
+    hosts: tuple[str, ...] = (
+        "",
+        "a..b",
+        ".",
+        "x" * 64 + ".test",
+        "x" * 100_000,
+        "bad host",
+        "\x1b[2J",
+        "a b.c",
+    )
     hosts += ("-" * 3 + ".test", "..", "x" * 254)
     for value in hosts:
         yield f"host {value[:20]!r}", ("-H", value, "--tls"), {}

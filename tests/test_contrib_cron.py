@@ -18,6 +18,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,7 +66,7 @@ def account() -> Iterator[pwd.struct_passwd | None]:
         entry = pwd.getpwnam(user)
     except KeyError:
         entry = None
-    yield entry if os.geteuid() == 0 else None
+    return entry if os.geteuid() == 0 else None
 
 
 def test_lasting_failure_notifies_once(dovecot: Dovecot, account: pwd.struct_passwd | None) -> None:
@@ -97,7 +98,7 @@ def test_lasting_failure_notifies_once(dovecot: Dovecot, account: pwd.struct_pas
         env.pop("MAILTO")
 
         def cron_run() -> subprocess.CompletedProcess[str]:
-            kwargs = {}
+            kwargs: dict[str, Any] = {}
             if account is not None:
                 kwargs = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
             return d.run(["/bin/sh", "-c", command], env=env, cwd=cwd, **kwargs)

@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,8 +197,8 @@ def icinga_run(dovecot: Dovecot) -> Iterator[Run]:
         assert code == 0, report
 
 
-def checked(run: Run, names: tuple[str, ...], timeout: float = 30) -> dict[str, dict]:
-    def probe() -> dict[str, dict] | None:
+def checked(run: Run, names: tuple[str, ...], timeout: float = 30) -> dict[str, dict[str, Any]]:
+    def probe() -> dict[str, dict[str, Any]] | None:
         run.icinga.daemon.assert_running()  # type: ignore[union-attr]
         services = run.icinga.objects("services", "state", "last_check_result")
         wanted = {n: services.get(f"dovecot!{n}") for n in names}

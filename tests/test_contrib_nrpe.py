@@ -76,7 +76,7 @@ def nrpe_run(dovecot: Dovecot) -> Iterator[Run]:
         os.chown(env["XDG_CACHE_HOME"], account.pw_uid, account.pw_gid)
         daemon = nrpe.start(env)
         d.wait_for(
-            lambda: (daemon.assert_running(), nrpe.query("_NRPE_CHECK").returncode == 0)[1],
+            lambda: _alive(daemon) and nrpe.query("_NRPE_CHECK").returncode == 0,
             "nrpe to answer",
             10,
             nrpe.describe,
@@ -127,3 +127,8 @@ def test_arguments_are_refused(nrpe_run: Run) -> None:
         5,
         nrpe.describe,
     )
+
+
+def _alive(daemon: d.Daemon) -> bool:
+    daemon.assert_running()
+    return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +53,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     )
 
 
-def greet_then(logout: object) -> object:
+def greet_then(logout: Callable[[Conn], None]) -> Callable[[Conn], None]:
     def script(conn: Conn) -> None:
         conn.send(GREETING)
-        logout(conn)  # type: ignore[operator]
+        logout(conn)
 
     return script
 
@@ -311,7 +312,7 @@ def test_strict_logout_wants_bye(logout: object, ending: str) -> None:
 
 
 def test_strict_logout_accepts_bye_then_close() -> None:
-    with serve(greet_then(_bye_then_close)) as srv:  # type: ignore[arg-type]
+    with serve(greet_then(_bye_then_close)) as srv:
         result = check(srv.port, "--strict-logout")
     assert_line(
         result,

@@ -737,7 +737,7 @@ def dual_localhost(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Environment in which localhost is ::1 then 127.0.0.1, as glibc orders them."""
     if not dc.ipv6_loopback():
         pytest.skip("no IPv6 loopback on this machine")
-    yield dc.stand_in_resolver(tmp_path / "resolver", {"localhost": ["::1", "127.0.0.1"]})
+    return dc.stand_in_resolver(tmp_path / "resolver", {"localhost": ["::1", "127.0.0.1"]})
 
 
 def _free_on_v6(port: int) -> None:

@@ -239,7 +239,7 @@ def test_fifty_concurrent_invocations_on_one_key_notify_once(n: Notifier) -> Non
 
 
 def test_fifty_concurrent_keys_lose_nothing(n: Notifier) -> None:
-    calls = [
+    calls: list[tuple[list[str], dict[str, str]]] = [
         (["--state", "critical", "--key", f"k{i}", "--lock-timeout", "60", *n.command()], {})
         for i in range(50)
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -65,7 +66,7 @@ class Script:
                     self.hs.receive_data(chunk)
 
 
-def run(*chunks: bytes | str | None, **kwargs: bool) -> tuple[Outcome, Script]:
+def run(*chunks: bytes | str | None, **kwargs: Any) -> tuple[Outcome, Script]:
     script = Script(Handshake(Plan(**kwargs)))
     return script.run(*chunks), script
 

@@ -10,7 +10,7 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -109,7 +109,7 @@ def make_ca(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False
         )
-    cert = builder.sign(signer, hash_alg or hashes.SHA256())
+    cert = builder.sign(signer, cast(Any, hash_alg or hashes.SHA256()))
     return Cert(cert, key)
 
 
@@ -148,7 +148,7 @@ def make_leaf(
     )
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
-    cert = builder.sign(issuer.key, hash_alg or hashes.SHA256())
+    cert = builder.sign(issuer.key, cast(Any, hash_alg or hashes.SHA256()))
     return Cert(cert, key)
 
 
