@@ -16,7 +16,6 @@ import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,7 @@ def test_crontab_line_shape() -> None:
 
 
 @pytest.fixture
-def account() -> Iterator[pwd.struct_passwd | None]:
+def account() -> pwd.struct_passwd | None:
     """The crontab's user when we can become it, else None (run as ourselves)."""
     _env, _schedule, user, _command = parse(CRONTAB.read_text())
     try:

@@ -12,7 +12,6 @@ import base64
 import re
 import socket
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
@@ -733,7 +732,7 @@ class FakeServerAt(FakeServer):
 
 
 @pytest.fixture
-def dual_localhost(tmp_path: Path) -> Iterator[dict[str, str]]:
+def dual_localhost(tmp_path: Path) -> dict[str, str]:
     """Environment in which localhost is ::1 then 127.0.0.1, as glibc orders them."""
     if not dc.ipv6_loopback():
         pytest.skip("no IPv6 loopback on this machine")
