@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -130,8 +131,10 @@ def test_tls_version_mismatch_names_what_the_server_offers(
 ) -> None:
     crt, key, ca = tls_files
     ctx = server_context(crt, key)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1
-    ctx.maximum_version = ssl.TLSVersion.TLSv1
+    with warnings.catch_warnings():  # deprecated: exactly the old server being imitated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1
     try:
         ctx.set_ciphers("ALL:@SECLEVEL=0")
     except ssl.SSLError:
