@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from support.assertions import NUM, expect
 from support.fakeserver import Conn, serve, server_context
 from support.pki import make_ca, make_leaf, write_ca, write_server_files
