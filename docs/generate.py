@@ -20,7 +20,10 @@ MARKER = re.compile(r"(<!-- help:(?P<name>[a-z_]+) -->\n).*?(<!-- /help -->)", r
 def help_text(name: str) -> str:
     env = dict(os.environ, COLUMNS="80")
     module = {"check_imap": "check_imap", "notify_on_change": "check_imap.notify"}[name]
-    code = f"import sys; sys.argv[0] = {name!r}; import runpy; runpy.run_module({module!r}, run_name='__main__')"
+    code = (
+        f"import sys, runpy; sys.argv[0] = {name!r}; "
+        f"runpy.run_module({module!r}, run_name='__main__')"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code, "--help"], capture_output=True, text=True, env=env, check=False
     )
