@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from support.assertions import LEAF_ONLY
 from support.fakeserver import Conn, FakeServer, serve, server_context
 from support.pki import (
     NOW,
@@ -100,6 +101,7 @@ def status(result: Run) -> str:
 # ----------------------------------------------------------------- expiry
 
 
+@pytest.mark.skipif(LEAF_ONLY, reason="Python 3.9 shows only the leaf: no chain checks")
 @pytest.mark.parametrize("mode", MODES)
 def test_ten_days_left_warns_naming_certificate_and_date(
     tmp_path: Path, mode: str, ca_file: str
@@ -124,6 +126,7 @@ def test_five_days_left_is_critical_by_default(tmp_path: Path, mode: str, ca_fil
     )
 
 
+@pytest.mark.skipif(LEAF_ONLY, reason="Python 3.9 shows only the leaf: no chain checks")
 @pytest.mark.parametrize("mode", MODES)
 def test_healthy_chain_names_leaf_and_date(tmp_path: Path, mode: str, ca_file: str) -> None:
     chain = Chain(tmp_path)
@@ -141,6 +144,7 @@ def test_healthy_chain_names_leaf_and_date(tmp_path: Path, mode: str, ca_file: s
     )
 
 
+@pytest.mark.skipif(LEAF_ONLY, reason="Python 3.9 shows only the leaf: no chain checks")
 @pytest.mark.parametrize("mode", MODES)
 def test_intermediate_expiring_first_is_judged(tmp_path: Path, mode: str, ca_file: str) -> None:
     inter = make_ca("Short Intermediate", issuer=ROOT, not_after=NOW + days(15) + days(0.5))
@@ -220,6 +224,7 @@ def test_self_signed_leaf(tmp_path: Path, mode: str, ca_file: str) -> None:
     assert status(result) == "self-signed certificate 'localhost' is not trusted"
 
 
+@pytest.mark.skipif(LEAF_ONLY, reason="Python 3.9 shows only the leaf: no chain checks")
 @pytest.mark.parametrize("mode", MODES)
 def test_unknown_issuer_is_named(tmp_path: Path, mode: str) -> None:
     chain = Chain(tmp_path)
@@ -232,6 +237,7 @@ def test_unknown_issuer_is_named(tmp_path: Path, mode: str) -> None:
 # ----------------------------------------------------------------- pinning
 
 
+@pytest.mark.skipif(LEAF_ONLY, reason="Python 3.9 shows only the leaf: no chain checks")
 @pytest.mark.parametrize("mode", MODES)
 def test_fingerprint_pins_leaf_or_chain(tmp_path: Path, mode: str, ca_file: str) -> None:
     chain = Chain(tmp_path)
@@ -295,6 +301,7 @@ def test_small_rsa_key_warns_with_opt_out(tmp_path: Path, mode: str, ca_file: st
     assert serve_chain(mode, leaf, (INTER,), tmp_path, ca_file, "--ignore-rsa-size").rc == 0
 
 
+@pytest.mark.skipif(LEAF_ONLY, reason="Python 3.9 shows only the leaf: no chain checks")
 @pytest.mark.parametrize("mode", MODES)
 def test_small_ec_key_in_chain_warns_with_opt_out(tmp_path: Path, mode: str, ca_file: str) -> None:
     # TLS 1.3 cannot even sign with a P-224 leaf; a P-224 intermediate is what one meets.
@@ -341,6 +348,7 @@ def test_leaf_without_san(tmp_path: Path, mode: str) -> None:
     assert quiet.rc == 0
 
 
+@pytest.mark.skipif(LEAF_ONLY, reason="Python 3.9 shows only the leaf: no chain checks")
 def test_weak_crypto_findings_are_cached_per_fingerprint(tmp_path: Path, ca_file: str) -> None:
     chain = Chain(tmp_path)
     cache = tmp_path / "cache" / "certs.json"

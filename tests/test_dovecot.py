@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from support import dovecot as dc
-from support.assertions import expect
+from support.assertions import chain_perf, expect
 from support.dovecot import Dovecot, Instance
 from support.processes import Run, check_imap
 
@@ -66,7 +66,9 @@ def days_ago(instance: Instance, *moments: float) -> str:
 
 
 def cert_perf(days: str = r"\d+", warning: int = 21, critical: int = 7) -> str:
-    return f"cert_days={days};{warning}:;{critical}: chain_days={days};{warning}:;{critical}: "
+    return f"cert_days={days};{warning}:;{critical}: " + chain_perf(
+        f"chain_days={days};{warning}:;{critical}: "
+    )
 
 
 def ok_line(

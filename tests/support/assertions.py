@@ -45,3 +45,12 @@ def times(*labels: str, steps: tuple[str, ...] = PLAIN_STEPS) -> str:
         items.append(f"time{sfx}={NUM}s;;;0;{NUM}")
         items += [f"time_{step}{sfx}={NUM}s;;;0" for step in steps]
     return " ".join(sorted(items))
+
+
+LEAF_ONLY = __import__("sys").version_info < (3, 10)
+"""Python 3.9's ssl shows only the leaf: no chain_days metric, no chain checks."""
+
+
+def chain_perf(text: str) -> str:
+    """``text`` (a chain_days perfdata item) where Python shows the chain, else ""."""
+    return "" if LEAF_ONLY else text

@@ -169,7 +169,10 @@ def receive(
 
 
 def lost(exc: OSError) -> str:
-    if isinstance(exc, ssl.SSLEOFError):
+    if (
+        isinstance(exc, ssl.SSLEOFError)
+        or getattr(exc, "reason", "") == "UNEXPECTED_EOF_WHILE_READING"
+    ):
         return "closed without TLS close_notify"
     if isinstance(exc, ConnectionResetError):
         return "reset by the server"
