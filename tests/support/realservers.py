@@ -304,7 +304,7 @@ def fill_inbox(
     with _imaps(port, ctx) as imap:
         imap.login(user, password)
         for i in range(seen + unseen):
-            flags = r"(\Seen)" if i < seen else None
+            flags = r"(\Seen)" if i < seen else "()"  # Twisted needs the list, even empty
             typ, data = imap.append("INBOX", flags, None, message(i))
             assert typ == "OK", (typ, data)
         imap.logout()
