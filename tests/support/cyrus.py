@@ -128,9 +128,7 @@ def start() -> rs.RealServer:
         sessions.append(session)
 
         def describe() -> str:
-            return (
-                f"{session.log_tail()}\n(Cyrus logs to syslog only; its configs are in {root})"
-            )
+            return f"{session.log_tail()}\n(Cyrus logs to syslog only; its configs are in {root})"
 
         named = {"plain": plain, "tls": tls}
         found = rs.wait_greetings(sessions, {plain: False, tls: True}, describe)
