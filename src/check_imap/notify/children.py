@@ -151,9 +151,12 @@ def run_check(argv: list[str], timeout: float) -> tuple[int, str]:
     return code, first.split("|", 1)[0].strip()
 
 
-def run_command(argv: list[bytes], env: Mapping[bytes, bytes], timeout: float, quiet: bool) -> str:
+def run_command(
+    argv: list[bytes], env: Mapping[bytes, bytes], timeout: float, quiet: bool, left: float = 0
+) -> str:
     """Run the notification command; "" when it exited 0 in time, else why not.
 
+    It gets ``left`` seconds (default: ``timeout``, the one the message names).
     Interrupted propagates after the command's group is killed.
     """
     import subprocess
@@ -173,7 +176,7 @@ def run_command(argv: list[bytes], env: Mapping[bytes, bytes], timeout: float, q
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return f"cannot run {name}: {reason}"
     try:
-        code = proc.wait(timeout=timeout)
+        code = proc.wait(timeout=left or timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc)
         return f"{name} timed out after {timeout:g} s and was killed"

@@ -170,7 +170,7 @@ def _send(ctx: Context, claim: Claim) -> str:
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        error = run_command(argv, env, left, ctx.quiet)
+        error = run_command(argv, env, timeout, ctx.quiet, left)
         if not error:
             return ""
         pause = min(0.5 * 2**attempt, 4.0)
@@ -221,11 +221,11 @@ def settle(
 ) -> int:
     """Observe (when given), then send what is due for the key until nothing is."""
     code = SENT
-    for _ in range(4):  # a concurrent run may have handed us the next notification
+    for round_ in range(4):  # a concurrent run may have handed us the next notification
         claim, reason = _claim(ctx, key, obs, tpl)
         obs = tpl = None
         if claim is None:
-            if ctx.verbose:
+            if ctx.verbose and round_ == 0:
                 ctx.warn(f"{key}: {reason}")
             return code
         try:

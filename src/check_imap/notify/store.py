@@ -251,20 +251,22 @@ class Store:
         self.prepare()
         for _ in range(8):  # another run may be creating or importing at the same time
             fd, st, head = self._inspect(self.path)
-            try:
-                if fd < 0:
-                    if legacy and self._import_legacy(legacy, now, warn):
-                        continue
+            if fd < 0:
+                if not (legacy and self._import_legacy(legacy, now, warn)):
                     self._create(None)
-                    continue
-                if head.startswith(HEADER):
-                    if self._connect(st):
-                        return
-                    continue
+                continue
+            if head.startswith(HEADER):
+                # Closed before SQLite opens the file: closing any descriptor of a file
+                # drops all of this process's POSIX locks on it, SQLite's included, and
+                # SQLite would then take others' WAL for its own to checkpoint and delete.
+                os.close(fd)
+                if self._connect(st):
+                    return
+                continue
+            try:
                 self._migrate(fd, st, now, warn)
             finally:
-                if fd >= 0:
-                    os.close(fd)
+                os.close(fd)
         raise StateError(f"state file {self.path} keeps changing under us; giving up")
 
     def _inspect(self, path: str) -> tuple[int, os.stat_result | None, bytes]:
@@ -343,6 +345,7 @@ class Store:
     def _create(self, fill: Callable[[sqlite3.Connection], None] | None) -> str:
         """A complete database under a temporary name, so that the path only ever shows
         a whole one (with our application_id in its header). Returns the temp name."""
+        self._remove_stale_temps()
         temp = f"{self.path}.new-{self.token}-{os.urandom(2).hex()}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, _PRIVATE)
         os.fchmod(fd, _PRIVATE)  # O_CREAT's mode is subject to the umask
@@ -370,6 +373,20 @@ class Store:
         finally:
             if fill is None:
                 _unlink_all(temp)
+
+    def _remove_stale_temps(self) -> None:
+        """Temporary databases of runs killed while creating one (over a minute old)."""
+        import time
+
+        prefix = os.path.basename(self.path) + ".new-"
+        try:
+            entries = [e for e in os.scandir(self.directory) if e.name.startswith(prefix)]
+        except OSError:
+            return
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < time.time() - 60:
+                    os.unlink(entry.path)
 
     def move_aside(self, now: float) -> str:
         """Rename a corrupt file (and its -wal/-shm) to `<path>.corrupt-<UTC time>`."""
