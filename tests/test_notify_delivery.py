@@ -108,7 +108,9 @@ def test_notifier_failing_once_is_delivered_by_a_run_for_another_key(n: Notifier
 def test_flush_delivers_the_outbox_with_the_stored_argv_and_environment(n: Notifier) -> None:
     cmd = ("--retries", "0", *n.command("{type}", "{message}"))
     env = {"REC_FAIL_ONCE": str(n.tmp / "failed-once"), "CALLER_VAR": "from-the-caller"}
-    assert n.run("--state", "warning", "--key", "a", "--message", "m", *cmd, env=env).returncode == 1
+    assert (
+        n.run("--state", "warning", "--key", "a", "--message", "m", *cmd, env=env).returncode == 1
+    )
     assert n.run("flush").returncode == 0  # not due yet
     assert n.records() == []
     n.now += 30
@@ -196,7 +198,9 @@ def test_signal_during_send_kills_the_notifier_group_and_queues_it(
     n: Notifier, signum: int
 ) -> None:
     pidfile, works = n.tmp / "grandchild.pid", n.tmp / "works-now"
-    script = f"[ -e {works} ] && echo sent >> {works} && exit 0; sleep 60 & echo $! > {pidfile}; wait"
+    script = (
+        f"[ -e {works} ] && echo sent >> {works} && exit 0; sleep 60 & echo $! > {pidfile}; wait"
+    )
     cmd = ["--", "sh", "-c", script]
     proc = n.popen("--state", "critical", "--key", "k", *cmd)
     grandchild = int(_wait_file(pidfile, proc))
