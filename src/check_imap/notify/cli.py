@@ -121,7 +121,7 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_duration(text: str) -> float:
+def positive_duration(text: str) -> float:
     value = _duration(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
@@ -135,7 +135,7 @@ def _count(text: str, low: int = 1, high: int = MAX_COUNT) -> int:
     return int(value)
 
 
-def _retries(text: str) -> int:
+def retries_arg(text: str) -> int:
     return _count(text, 0, 10)
 
 
@@ -148,7 +148,7 @@ def _state_arg(text: str) -> str:
     return state
 
 
-def _now() -> float:
+def read_now() -> float:
     fake = os.environ.get("NOTIFY_ON_CHANGE_NOW", "")
     if fake:
         try:
@@ -162,8 +162,8 @@ def _now() -> float:
     return time.time()
 
 
-def _clock() -> Callable[[], float]:
-    fixed = _now()
+def clock() -> Callable[[], float]:
+    fixed = read_now()
     if os.environ.get("NOTIFY_ON_CHANGE_NOW"):
         return lambda: fixed
     import time
@@ -171,11 +171,11 @@ def _clock() -> Callable[[], float]:
     return time.time
 
 
-def _warn(text: str) -> None:
-    print(f"{PROG}: {_printable(text)}", file=sys.stderr, flush=True)
+def warn(text: str) -> None:
+    print(f"{PROG}: {printable(text)}", file=sys.stderr, flush=True)
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """Escape control characters so keys cannot rewrite the terminal."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
@@ -205,18 +205,18 @@ def with_store(
     found = os.path.lexists(store.path) or bool(legacy and os.path.lexists(legacy))
     if not create and not found:
         store = _empty_store()  # `status` creates nothing
-    now = _now()
+    now = read_now()
     try:
         for attempt in (1, 2):
             try:
                 if not store.is_open:
-                    store.open(now, _warn, legacy)
+                    store.open(now, warn, legacy)
                 return action(store)
             except sqlite3.DatabaseError as exc:
                 store.rollback()
                 if type(exc) is not sqlite3.DatabaseError or attempt == 2:
                     raise StateError(f"state file {store.path}: {exc}") from None
-                store.recover(exc, now, _warn)
+                store.recover(exc, now, warn)
         raise AssertionError("unreachable")
     finally:
         store.close()
@@ -249,7 +249,7 @@ def _run(argv: list[str]) -> int:
         raise UsageError("--max and --per go together")
     if args.check is not None and args.state is not None:
         raise UsageError("--check and --state exclude each other")
-    _now()  # a bad NOTIFY_ON_CHANGE_NOW is a usage error before anything runs
+    read_now()  # a bad NOTIFY_ON_CHANGE_NOW is a usage error before anything runs
     env_info = from_environment(dict(os.environ))
     if args.check is None:
         return _observe_given(args, command, env_info)
@@ -274,12 +274,12 @@ def _run(argv: list[str]) -> int:
         obs = engine.Observation(policy.state_from_exit(code), message)
         _deliver(args, command, key, obs)
     except (UsageError, StateError) as exc:
-        _warn(str(exc))
+        warn(str(exc))
     except Interrupted as stop:
         if not stop.queued:
-            _warn(f"interrupted by {stop.name}")
+            warn(f"interrupted by {stop.name}")
     except Exception as exc:
-        _warn(f"internal error: {exc!r}")
+        warn(f"internal error: {exc!r}")
     return code
 
 
@@ -294,7 +294,7 @@ def _observe_given(args: argparse.Namespace, command: list[str], env_info: EnvIn
         )
     elif env_info.skip:
         if args.verbose:
-            _warn(f"ignored: {env_info.skip} from {env_info.source} is not a state change")
+            warn(f"ignored: {env_info.skip} from {env_info.source} is not a state change")
         return EXIT_OK
     else:
         found = env_info.state
@@ -333,129 +333,13 @@ def _deliver(
 
     def action(store: Store) -> int:
         ctx = engine.Context(
-            store, _clock(), _warn, opts, args.retries, args.verbose, args.check is not None
+            store, clock(), warn, opts, args.retries, args.verbose, args.check is not None
         )
         code = engine.settle(ctx, key, obs, tpl)
         engine.flush(ctx, engine.OUTBOX_BATCH, args.command_timeout, exclude=key)
         return code
 
     return with_store(args.state_file, args.lock_timeout, action)
-
-
-# --- status, forget, flush ----------------------------------------------------------
-
-
-def status_rows(store: Store, now: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    outbox = engine.pending(store, now)
-    by_key = {str(e["key"]): e for e in outbox}
-    counts = store.suppressed_counts()
-    rows: list[dict[str, Any]] = []
-    for key, ks in store.all_keys():
-        if ks is None:
-            rows.append({"key": key, "state": None, "damaged": True})
-            continue
-        waiting = ks.observed != ks.confirmed
-        entry = by_key.get(key)
-        rows.append(
-            {
-                "key": key,
-                "state": ks.confirmed,
-                "since": engine.iso(ks.since) or None,
-                "confirmed": not waiting,
-                "pending_state": ks.observed if waiting else None,
-                "pending_count": ks.streak if waiting else 0,
-                "last_notified": engine.iso(ks.last_notified) or None,
-                "notified_state": ks.notified,
-                "suppressed": counts.get(key, 0),
-                "flapping": ks.flapping,
-                "failed_sends": entry["attempts"] if entry else 0,
-                "outbox": entry,
-            }
-        )
-    return rows, outbox
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    head = ("KEY", "STATE", "SINCE", "CONFIRMED", "LAST NOTIFIED", "SUPPRESSED", "OUTBOX")
-    lines = [head]
-    for row in rows:
-        if row.get("damaged"):
-            lines.append((_printable(row["key"]), "-", "-", "damaged row", "-", "-", "-"))
-            continue
-        confirmed = "confirmed"
-        if not row["confirmed"]:
-            confirmed = f"pending {row['pending_state']} ({row['pending_count']}x)"
-        if row["flapping"]:
-            confirmed += ", flapping"
-        last = row["last_notified"] or "-"
-        if row["notified_state"] and row["last_notified"]:
-            last += f" ({row['notified_state']})"
-        box = "-"
-        entry = row["outbox"]
-        if entry:
-            box = f"{entry['type']} {entry['state']}: "
-            if entry["sending"]:
-                box += "sending"
-            else:
-                box += f"{entry['attempts']} failed, next {entry['next_try']}"
-        lines.append(
-            (_printable(row["key"]), row["state"] or "-", row["since"] or "-", confirmed,
-             last, str(row["suppressed"]), _printable(box))
-        )  # fmt: skip
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines
-    )
-
-
-def _admin(argv: list[str]) -> int:
-    action = argv[0]
-    parser = Parser(prog=f"{PROG} {action}")
-    if action == "forget":
-        parser.add_argument("key", metavar="KEY")
-    elif action == "status":
-        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    else:
-        parser.add_argument("--retries", type=_retries, default=2, metavar="N")
-        parser.add_argument("-v", "--verbose", action="store_true")
-    parser.add_argument("--state-file", metavar="PATH")
-    parser.add_argument("--lock-timeout", type=_positive_duration, default=10.0)
-    args = parser.parse_args(argv[1:])
-    now = _now()
-
-    def status(store: Store) -> int:
-        rows, outbox = status_rows(store, now)
-        if args.json:
-            import json
-
-            summary = store.suppressed_summary()[0]
-            print(json.dumps({"keys": rows, "suppressed": summary, "outbox": outbox}))
-        else:
-            print(_table(rows))
-        return EXIT_OK
-
-    def forget(store: Store) -> int:
-        store.begin()
-        try:
-            found = store.forget(args.key)
-            store.commit()
-        except BaseException:
-            store.rollback()
-            raise
-        if not found:
-            raise UsageError(f"no such key: {_printable(args.key)}")
-        print(f"forgot {_printable(args.key)}")
-        return EXIT_OK
-
-    def flush(store: Store) -> int:
-        from check_imap.notify.children import arm_signals
-
-        arm_signals()
-        ctx = engine.Context(store, _clock(), _warn, policy.Options(), args.retries, args.verbose)
-        return EXIT_FAILED if engine.flush(ctx, 100, 3600.0) else EXIT_OK
-
-    actions = {"status": status, "forget": forget, "flush": flush}
-    return with_store(args.state_file, args.lock_timeout, actions[action], action != "status")
 
 
 def _main_parser() -> Parser:
@@ -484,12 +368,18 @@ def _main_parser() -> Parser:
     add("--confirm", type=_count, default=1, metavar="N", help="results needed for a change")
     add("--remind", type=_duration, default=0.0, metavar="DURATION", help="0: never (default)")
     add("--max", type=_count, metavar="N", help="at most N notifications (all keys) ...")
-    add("--per", type=_positive_duration, metavar="DURATION", help="... per DURATION")
+    add("--per", type=positive_duration, metavar="DURATION", help="... per DURATION")
     add("--flap", action="store_true", help="flap detection (21 results, 20/30 %%)")
-    add("--command-timeout", type=_positive_duration, default=30.0, metavar="DURATION")
-    add("--retries", type=_retries, default=2, metavar="N", help="quick retries within the timeout")
-    add("--check-timeout", type=_positive_duration, default=60.0, metavar="DURATION")
-    add("--lock-timeout", type=_positive_duration, default=10.0, metavar="DURATION",
+    add("--command-timeout", type=positive_duration, default=30.0, metavar="DURATION")
+    add(
+        "--retries",
+        type=retries_arg,
+        default=2,
+        metavar="N",
+        help="quick retries within the timeout",
+    )
+    add("--check-timeout", type=positive_duration, default=60.0, metavar="DURATION")
+    add("--lock-timeout", type=positive_duration, default=10.0, metavar="DURATION",
         help="how long to wait for a busy state database")  # fmt: skip
     add("-v", "--verbose", action="store_true", help="say on stderr what was decided")
     return parser
@@ -499,18 +389,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv and argv[0] in ("status", "forget", "flush"):
-            return _admin(argv)
+            from check_imap.notify.admin import admin
+
+            return admin(argv)
         return _run(argv)
     except (UsageError, StateError) as exc:
-        _warn(str(exc))
+        warn(str(exc))
     except Interrupted as stop:
         if stop.queued:
             return EXIT_FAILED
-        _warn(f"interrupted by {stop.name}")
+        warn(f"interrupted by {stop.name}")
     except KeyboardInterrupt:
-        _warn("interrupted")
+        warn("interrupted")
     except Exception as exc:
-        _warn(f"internal error: {exc!r}")
+        warn(f"internal error: {exc!r}")
     return EXIT_ERROR
 
 
