@@ -18,6 +18,21 @@ class StateError(Exception):
     """The state cannot be used safely: one line on stderr, exit 3, nothing touched."""
 
 
+class Interrupted(BaseException):
+    """SIGTERM, SIGINT or SIGHUP asked us to stop; raised from the signal handler."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.queued = False  # a send was interrupted and queued for retry
+
+    @property
+    def name(self) -> str:
+        import signal
+
+        return signal.Signals(self.signum).name
+
+
 def main(argv: list[str] | None = None) -> int:
     from check_imap.notify.cli import main as cli_main
 

@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 from check_imap.notify import UsageError, engine, policy
-from check_imap.notify.cli import (
-    EXIT_FAILED,
-    EXIT_OK,
-    PROG,
-    Parser,
-    clock,
-    positive_duration,
-    printable,
-    read_now,
-    retries_arg,
-    warn,
-    with_store,
-)
+from check_imap.notify.args import PROG, parser_class, positive_duration, retries_arg, typed
+from check_imap.notify.cli import EXIT_FAILED, EXIT_OK, clock, printable, read_now, warn, with_store
 from check_imap.notify.store import Store
 
 TYPE_CHECKING = False
@@ -88,16 +77,16 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 def admin(argv: list[str]) -> int:
     action = argv[0]
-    parser = Parser(prog=f"{PROG} {action}")
+    parser = parser_class()(prog=f"{PROG} {action}")
     if action == "forget":
         parser.add_argument("key", metavar="KEY")
     elif action == "status":
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     else:
-        parser.add_argument("--retries", type=retries_arg, default=2, metavar="N")
+        parser.add_argument("--retries", type=typed(retries_arg), default=2, metavar="N")
         parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--state-file", metavar="PATH")
-    parser.add_argument("--lock-timeout", type=positive_duration, default=10.0)
+    parser.add_argument("--lock-timeout", type=typed(positive_duration), default=10.0)
     args = parser.parse_args(argv[1:])
     now = read_now()
 

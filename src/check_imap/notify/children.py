@@ -8,9 +8,10 @@ much it prints.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
+
+from check_imap.notify import Interrupted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,21 +22,6 @@ if TYPE_CHECKING:
 OUTPUT_LIMIT = 64 * 1024
 UNKNOWN_EXIT = 3  # what a Nagios plugin exits with when it cannot tell
 _SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
-
-
-class Interrupted(BaseException):
-    """A signal asked us to stop; raised from the handler in the main thread."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-        self.queued = False  # a send was interrupted and queued for retry
-
-    @property
-    def name(self) -> str:
-        import signal
-
-        return signal.Signals(self.signum).name
 
 
 def arm_signals() -> None:
@@ -55,8 +41,10 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the child's whole process group (it leads its own session) and reap it."""
     import signal
 
-    with contextlib.suppress(OSError):  # already gone
+    try:  # noqa: SIM105  (contextlib costs start-up time)
         os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass  # already gone
     proc.wait()
 
 

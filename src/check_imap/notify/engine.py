@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 import time
 
-from check_imap.notify import policy
-from check_imap.notify.children import Interrupted, expand, run_command
+from check_imap.notify import Interrupted, policy
 from check_imap.notify.store import Entry, Store, Template, enc
 from check_imap.text import argv_safe
 
@@ -77,6 +76,8 @@ def iso(moment: float) -> str:
 
 
 def _entry(note: policy.Notification, tpl: Template, now: float, upto: int) -> Entry:
+    from check_imap.notify.children import expand
+
     values = {
         "key": argv_safe(note.key),
         "state": note.state,
@@ -94,7 +95,7 @@ def _entry(note: policy.Notification, tpl: Template, now: float, upto: int) -> E
 
 
 def _claim(
-    ctx: Context, key: str, obs: Observation | None, tpl: Template | None
+    ctx: Context, key: str, obs: Observation | None, make_tpl: Callable[[], Template] | None
 ) -> tuple[Claim | None, str]:
     """One short transaction: observe, decide, and claim the send if one is due."""
     store = ctx.store
@@ -110,9 +111,12 @@ def _claim(
             store.drop(key)  # forgotten, or its row was damaged: nothing to send for
             store.commit()
             return None, "no such key"
-        new_template = tpl is not None
-        if tpl is None:
-            tpl = store.template(key)
+        tpl: Template | None = None
+        if obs is None:
+            tpl = store.template(key)  # what the last run that had something due left
+        elif make_tpl is not None and policy.due(ks, now, ctx.opts.remind) is not None:
+            tpl = make_tpl()  # only then: it copies the whole environment
+        new_template = obs is not None and tpl is not None
         opts = ctx.opts if obs is not None or tpl is None else tpl.options()
         used = store.budget_used(now - opts.budget_per) if opts.budget_max else 0
         decision = policy.decide(ks, now, opts, used)
@@ -143,6 +147,9 @@ def _claim(
                 summary, upto = store.suppressed_summary()
                 note = policy.notification(ks, key, decision, summary)
                 entry = _entry(note, tpl, now, upto)
+            from check_imap.notify.children import arm_signals
+
+            arm_signals()  # from the claim on, a signal must record the send as failed
             entry.lease_until = now + entry.timeout + LEASE_MARGIN
             entry.owner = store.token
             store.put(entry)
@@ -160,6 +167,8 @@ def _claim(
 
 def _send(ctx: Context, claim: Claim) -> str:
     """Run the claimed command, with --retries quick retries inside its timeout."""
+    from check_imap.notify.children import run_command
+
     entry = claim.entry
     argv = entry.argv.split(b"\0")
     env = dict(item.split(b"=", 1) for item in entry.env.split(b"\0") if b"=" in item)
@@ -217,7 +226,10 @@ def _record(ctx: Context, claim: Claim, error: str) -> float:
 
 
 def settle(
-    ctx: Context, key: str, obs: Observation | None = None, tpl: Template | None = None
+    ctx: Context,
+    key: str,
+    obs: Observation | None = None,
+    tpl: Callable[[], Template] | None = None,
 ) -> int:
     """Observe (when given), then send what is due for the key until nothing is."""
     code = SENT

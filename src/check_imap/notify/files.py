@@ -10,7 +10,6 @@ and O_NONBLOCK, fstat-ed regular, owned by us, not world-writable, read in bound
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import stat
@@ -19,7 +18,7 @@ from check_imap.notify import StateError, policy
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 SCHEMA = 1  # PRAGMA user_version
 APP_ID = 0x4E6F4348  # PRAGMA application_id: "NoCh", how we know a database is ours
@@ -48,7 +47,7 @@ SQL_INSERT_KEY = f"INSERT INTO keys(key, {_KEYS}) VALUES ({_MARKS})"  # noqa: S6
 KEEP_SENT = 1000  # send times kept for the budget when no --per prunes them
 
 
-def default_path(environ: dict[str, str], euid: int, name: str = "state.db") -> str:
+def default_path(environ: Mapping[str, str], euid: int, name: str = "state.db") -> str:
     """$NOTIFY_ON_CHANGE_STATE, /var/lib/... for root, else the XDG state directory."""
     explicit = environ.get("NOTIFY_ON_CHANGE_STATE", "")
     if explicit:
@@ -96,8 +95,11 @@ class StateFile:
     def prepare(self) -> None:
         """Create the directory (0700) and fail early if it cannot be used safely."""
         try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            st = os.stat(self.directory)
+            try:
+                st = os.stat(self.directory)
+            except FileNotFoundError:
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
+                st = os.stat(self.directory)
         except OSError as exc:
             raise StateError(
                 f"cannot create state directory {self.directory}: {_reason(exc)}"
@@ -190,7 +192,6 @@ class StateFile:
             if st is None or (now_st.st_dev, now_st.st_ino) != (st.st_dev, st.st_ino):
                 db.close()
                 return False  # replaced between our look and SQLite's open: look again
-            db.execute("PRAGMA synchronous=NORMAL")
             version = db.execute("PRAGMA user_version").fetchone()[0]
         except BaseException:
             db.close()
@@ -230,8 +231,10 @@ class StateFile:
                 db.close()  # the last connection checkpoints the WAL into the file
             if fill is None:
                 # FileExistsError: another run was quicker; its database is as good as ours
-                with contextlib.suppress(FileExistsError):
+                try:  # noqa: SIM105  (contextlib costs start-up time)
                     os.link(temp, self.path)
+                except FileExistsError:
+                    pass
                 return ""
             return temp
         finally:
@@ -248,9 +251,11 @@ class StateFile:
         except OSError:
             return
         for entry in entries:
-            with contextlib.suppress(OSError):
+            try:
                 if entry.stat(follow_symlinks=False).st_mtime < time.time() - 60:
                     os.unlink(entry.path)
+            except OSError:
+                pass
 
     def move_aside(self, now: float) -> str:
         """Rename a corrupt file (and its -wal/-shm) to `<path>.corrupt-<UTC time>`."""
@@ -379,8 +384,10 @@ def _read_all(fd: int, limit: int) -> bytes:
 
 def _unlink_all(path: str) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
-        with contextlib.suppress(FileNotFoundError):
+        try:  # noqa: SIM105  (contextlib costs start-up time)
             os.unlink(path + suffix)
+        except FileNotFoundError:
+            pass
 
 
 def _fill(db: sqlite3.Connection, data: object) -> None:

@@ -6,6 +6,10 @@ import os
 
 from check_imap.notify import policy
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 SKIPPED_TYPES = (
     "ACKNOWLEDGEMENT",
     "CUSTOM",
@@ -71,7 +75,7 @@ def epoch(text: str) -> float:
     return policy.moment(float(value))
 
 
-def from_environment(env: dict[str, str]) -> EnvInfo | None:
+def from_environment(env: Mapping[str, str]) -> EnvInfo | None:
     """The first recognised source: monit exec, Nagios macros, Icinga 2 env; else None."""
     event, status = env.get("MONIT_EVENT", ""), env.get("MONIT_PROGRAM_STATUS", "")
     if event or status:
