@@ -145,7 +145,7 @@ def test_nagios_second_outage_after_a_suppressed_recovery_is_delivered() -> None
         daemon = nagios.start(d.daemon_env(root))
 
         def state_of(code: int) -> float | None:
-            daemon.assert_running()  # type: ignore[union-attr]
+            daemon.assert_running()
             status = nagios.services().get("IMAP", {})
             if status.get("current_state") == str(code):
                 return float(status["last_state_change"])
@@ -215,7 +215,7 @@ object Notification "oncall" {{
         daemon = icinga.start(config, d.daemon_env(root))
 
         def state_of(code: int) -> float | None:
-            daemon.assert_running()  # type: ignore[union-attr]
+            daemon.assert_running()
             attrs = icinga.objects("services", "state", "last_state_change").get("mail!imap")
             if attrs and attrs.get("state") == code:
                 return float(attrs["last_state_change"])

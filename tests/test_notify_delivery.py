@@ -270,7 +270,7 @@ def test_hundred_kill_9_at_random_moments_lose_nothing(
     # the next cycle, after any lease ran out: every key is delivered
     n.now += LEASE
     for first in range(0, trials, batch):
-        calls = [
+        calls: list[tuple[list[str], dict[str, str]]] = [
             (["--state", "critical", "--key", f"k{i}", *n.command("{key}")], {})
             for i in range(first, first + batch)
         ]
