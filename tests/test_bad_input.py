@@ -113,6 +113,8 @@ def _cases(files: dict[str, str]) -> Iterator[Case]:
         yield f"sni {value[:20]!r}", (*BASE, "--sni", value), {}
     for key in ("fifo", "dir", "dev", "zero", "missing", "empty", "nocert", "big", "link"):
         yield f"ca-file {key}", (*BASE, "--ca-file", files[key]), {}
+    yield "ca-file empty name", (*BASE, "--ca-file", ""), {}
+    yield "password-file empty name", (*BASE, "-u", "probe", "--password-file", ""), {}
     yield "ca-file and insecure", (*BASE, "--insecure", "--ca-file", files["link"]), {}
     login = (*BASE, "-u", "probe")
     for key in ("fifo", "dir", "dev", "zero", "missing", "public", "writable", "blank"):

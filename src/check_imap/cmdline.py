@@ -44,6 +44,8 @@ def parse(argv: list[str] | None) -> Options:
         flag = "-4" if args.family == socket.AF_INET else "-6"
         raise UsageError(f"{flag} contradicts the address {host}")
     encrypted = args.tls or args.starttls
+    if args.ca_file == "" or args.password_file == "":
+        raise UsageError("--ca-file and --password-file need a file name, not an empty one")
     if args.insecure and args.ca_file:
         raise UsageError("--insecure and --ca-file contradict each other")
     if args.cert_critical > args.cert_warning:
