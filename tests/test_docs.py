@@ -90,9 +90,7 @@ def _anchors(page: Path) -> set[str]:
 
 def _relative_links(page: Path) -> list[str]:
     text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
-    return [
-        link for link in LINK.findall(text) if not re.match(r"[a-z][a-z0-9+.-]*:", link, re.I)
-    ]
+    return [link for link in LINK.findall(text) if not re.match(r"[a-z][a-z0-9+.-]*:", link, re.I)]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -106,9 +104,8 @@ def test_relative_links_resolve(page: Path) -> None:
         relative = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else None
         if relative in OTHERS and not path.exists():
             continue
-        if not path.exists():
-            broken.append(link)
-        elif fragment and path.suffix == ".md" and fragment not in _anchors(path):
+        missing_anchor = fragment and path.suffix == ".md" and fragment not in _anchors(path)
+        if not path.exists() or missing_anchor:
             broken.append(link)
     assert not broken, f"{page.name}: broken links {broken}"
 
