@@ -8,12 +8,11 @@ tagged reply. TLS is verified against CAFILE (else the system store) for HOST, a
 check_imap does by default. Exit 0 when the greeting is ``* OK`` and LOGOUT got BYE and
 ``a1 OK``, else 2.
 
-notify: what a notify_on_change run that changes nothing cannot avoid: take the lock
-on ``STATEFILE.lock``, read and parse the JSON state file, look the key up. Exit 0 when
-the key is there, else 2.
+notify: what a notify_on_change run that changes nothing cannot avoid: open the SQLite
+state database, take its write lock (BEGIN IMMEDIATE), read the key's row, commit.
+Exit 0 when the key is there, else 2.
 """
 
-import os
 import sys
 
 
@@ -51,17 +50,16 @@ def imap(mode: str, host: str, port: int, cafile: "str | None") -> int:
 
 
 def notify(path: str, key: str) -> int:
-    import fcntl
-    import json
+    import sqlite3
 
-    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    db = sqlite3.connect(path, timeout=10, isolation_level=None)
     try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read())
-        return 0 if key in doc["data"]["keys"] else 2
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute("SELECT observed FROM keys WHERE key = ?", (key.encode(),)).fetchone()
+        db.execute("COMMIT")
+        return 0 if row is not None else 2
     finally:
-        os.close(fd)
+        db.close()
 
 
 def main() -> int:

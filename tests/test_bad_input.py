@@ -200,7 +200,8 @@ def _run(case: Case) -> tuple[str, int, bytes, bytes, float]:
 def test_every_bad_command_line_is_one_clear_unknown_line(tmp_path: Path) -> None:
     cases = list(_cases(_files(tmp_path)))
     assert len(cases) >= 200, len(cases)
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    # One run per core: the 2 s bound is per run, so runs must not queue for a CPU.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         results = list(pool.map(_run, cases))
     problems = []
     for name, rc, out, err, elapsed in results:

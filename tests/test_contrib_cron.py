@@ -27,7 +27,7 @@ from support.dovecot import Dovecot
 pytestmark = pytest.mark.daemons
 
 CRONTAB = d.CONTRIB / "cron" / "check_imap.cron"
-STATE_FILE = "/var/lib/nagios/notify_on_change/cron.json"
+STATE_FILE = "/var/lib/nagios/notify_on_change/cron.db"
 
 
 def parse(text: str) -> tuple[dict[str, str], list[str], str, str]:
@@ -87,7 +87,7 @@ def test_lasting_failure_notifies_once(dovecot: Dovecot, account: pwd.struct_pas
             home, cwd, work = str(root), "/", root / "work"
         env, _schedule, _user, command = parse(CRONTAB.read_text())
         command = d.substitute(command, d.INSTALL_PREFIX, f"{bindir}/", count=2)
-        command = d.substitute(command, STATE_FILE, str(work / "notify" / "cron.json"))
+        command = d.substitute(command, STATE_FILE, str(work / "notify" / "cron.db"))
         command = d.substitute(
             command, "-H localhost -p 993 ", f"-H {d.HOST} -p {gate.port} --ca-file {main.ca_file} "
         )

@@ -80,7 +80,8 @@ def test_contrib_files_validate(icinga: d.Icinga2) -> None:
     )
     result = icinga.validate(config)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"Instantiated 1 NotificationCommand", result.stdout), result.stdout
+    assert "Instantiated 2 NotificationCommands" in result.stdout, result.stdout
+    assert "Instantiated 1 Notification." in result.stdout, result.stdout  # the opt-in example
     assert "Instantiated 3 Services" in result.stdout, result.stdout  # from hosts.conf
 
 
@@ -89,7 +90,10 @@ def test_contrib_files_validate(icinga: d.Icinga2) -> None:
     [
         (('object CheckCommand "check_imap" {', 'object CheckCommand "imap" {'), "re-defined"),
         (('"--sni" = {\n\t\t\tvalue', '"--sni" = {\n\t\t\tvalu'), "Invalid attribute"),
-        (("\trepeat_key = false\n", "\trepeat_key = false\n\t\t}\n"), "syntax error"),
+        (
+            ('$check_imap_fingerprint$"\n', '$check_imap_fingerprint$"\n\t\t}\n\t\t}\n'),
+            "syntax error",
+        ),
     ],
     ids=["itl-duplicate-name", "typo-in-argument", "syntax-error"],
 )
@@ -183,7 +187,7 @@ def icinga_run(dovecot: Dovecot) -> Iterator[Run]:
             "icinga2.conf",
             icinga.head()
             + icinga.api_config()
-            + includes(("check_imap.conf", "services.conf"))
+            + includes(("check_imap.conf", "services.conf", "notifications.conf"))
             + objects,
         )
         result = icinga.validate(config)
@@ -263,5 +267,5 @@ def test_lasting_problem_is_delivered_once(icinga_run: Run) -> None:
     assert call["argv"][:3] == ["PROBLEM", key, "CRITICAL"], call
     assert call["argv"][3].startswith("IMAP CRITICAL - "), call
     assert call["env"]["NOTIFY_KEY"] == key, call
-    state_file = run.icinga.data / "notify_on_change" / "state.json"
-    assert state_file.is_file(), "the default --state-file is DataDir/notify_on_change/state.json"
+    state_file = run.icinga.data / "notify_on_change" / "state.db"
+    assert state_file.is_file(), "the default --state-file is DataDir/notify_on_change/state.db"

@@ -22,7 +22,7 @@ from support.dovecot import Dovecot
 pytestmark = pytest.mark.daemons
 
 MONITRC = d.CONTRIB / "monit" / "imap.monitrc"
-STATE_FILE = "/var/lib/notify_on_change/monit.json"
+STATE_FILE = "/var/lib/notify_on_change/monit.db"
 SENDER = "/usr/local/bin/send-sms"
 
 
@@ -67,7 +67,7 @@ def test_notifier_once_per_change(dovecot: Dovecot) -> None:
         text = installed(root)
         bindir = root / "bin"
         recorder = d.make_recorder(root)
-        text = d.substitute(text, STATE_FILE, str(root / "notify" / "state.json"), count=2)
+        text = d.substitute(text, STATE_FILE, str(root / "notify" / "state.db"), count=2)
         text = d.substitute(text, SENDER, str(recorder.script), count=3)  # one in a comment
         text = d.substitute(
             text, "-H localhost -p 993 ", f"-H {d.HOST} -p {gate.port} --ca-file {main.ca_file} "

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.daemons
 NAGIOS_DIR = d.CONTRIB / "nagios"
 CONTRIB_FILES = ("commands.cfg", "services.cfg", "contacts.cfg")
 STOCK = Path("/etc/nagios4/objects")
-STATE_FILE = "/var/lib/nagios/notify_on_change/state.json"
+STATE_FILE = "/var/lib/nagios/notify_on_change/state.db"
 
 HOST_IN_GROUP = """define command {
     command_name            host-up
@@ -49,9 +49,9 @@ def contrib_copy(directory: Path, bindir: Path, state: Path, deliver: Path) -> l
     for name in CONTRIB_FILES:
         text = (NAGIOS_DIR / name).read_text()
         if name == "commands.cfg":
-            text = d.substitute(text, d.INSTALL_PREFIX, f"{bindir}/", count=4)
-            text = d.substitute(text, STATE_FILE, str(state))
-            text = d.substitute(text, "-- /usr/bin/mail ", f"-- {deliver} ")
+            text = d.substitute(text, d.INSTALL_PREFIX, f"{bindir}/", count=5)
+            text = d.substitute(text, STATE_FILE, str(state), count=2)
+            text = d.substitute(text, "-- /usr/bin/mail ", f"-- {deliver} ", count=2)
         path = directory / name
         path.write_text(text)
         out.append(path)
@@ -185,7 +185,7 @@ def nagios_run(dovecot: Dovecot) -> Iterator[Run]:
         recorder = d.make_recorder(root)
         main = dovecot.main
         refused = d.free_port()
-        files = contrib_copy(root, bindir, root / "notify" / "state.json", recorder.script)
+        files = contrib_copy(root, bindir, root / "notify" / "state.db", recorder.script)
         harness = root / "harness.cfg"
         harness.write_text(
             HARNESS.format(

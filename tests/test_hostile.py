@@ -194,18 +194,31 @@ def test_hostile_numbers_are_a_protocol_error_naming_the_response(reply: bytes, 
     assert "internal error" not in result.out
 
 
-def test_hostile_quota_and_status_numbers() -> None:
+@pytest.mark.parametrize(
+    ("status", "quota", "named"),
+    [
+        (f"MESSAGES {'7' * 30} UNSEEN 0", "STORAGE 1 2", "STATUS"),
+        ("MESSAGES 1 UNSEEN 0", f"STORAGE {'9' * 400} 1024", "QUOTA"),
+        ("MESSAGES 1 UNSEEN 0", "STORAGE \u00b2 1024", "QUOTA"),
+    ],
+)
+def test_hostile_quota_and_status_numbers(status: str, quota: str, named: str) -> None:
     def script(conn: Conn) -> None:
         conn.send(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR QUOTA] hi\r\n")
         tag = conn.readline().split()[0].decode()
         conn.send(f"{tag} OK [CAPABILITY IMAP4rev1 QUOTA] in\r\n".encode())
         tag = conn.readline().split()[0].decode()  # STATUS
-        conn.send(f"* STATUS INBOX (MESSAGES {'7' * 30} UNSEEN 0)\r\n{tag} OK\r\n".encode())
+        conn.send(f"* STATUS INBOX ({status})\r\n{tag} OK\r\n".encode())
+        tag = conn.readline().split()[0].decode()  # EXAMINE
+        conn.send(f"* 1 EXISTS\r\n{tag} OK\r\n".encode())
+        tag = conn.readline().split()[0].decode()  # GETQUOTAROOT
+        conn.send(f"* QUOTAROOT INBOX root\r\n* QUOTA root ({quota})\r\n{tag} OK\r\n".encode())
         conn.wait_client_close()
 
     with serve(script) as srv:
-        result = check(srv.port, "-u", "probe", "--allow-cleartext-login")
-    expect(result, 2, rf"IMAP CRITICAL - 127\.0\.0\.1:{srv.port}: .*STATUS.*")
+        result = check(srv.port, "-u", "probe", "--allow-cleartext-login", "--quota-warning", "80")
+    expect(result, 2, rf"IMAP CRITICAL - 127\.0\.0\.1:{srv.port}: .*{named}.*")
+    assert "internal error" not in result.out
 
 
 @pytest.mark.parametrize("verbose", ["", "-v", "-vv", "-vvv"])

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from check_imap import policy
-from check_imap.policy import (
+from check_imap.notify import policy
+from check_imap.notify.policy import (
     CRITICAL,
     OK,
     PROBLEM,
-    RECOVERY,
     REMINDER,
     UNKNOWN,
     WARNING,
     Options,
-    Store,
 )
 
 T0 = 1_000_000.0
@@ -30,32 +28,41 @@ class Clock:
 
 
 class Harness:
-    """Observe, decide and (pretend to) deliver, like one CLI invocation each."""
+    """Observe, decide and (pretend to) deliver, like one CLI invocation each, with the
+    store's part (send times, suppressed list) kept in memory as the store keeps it."""
 
     def __init__(self, opts: Options | None = None, delivers: bool = True) -> None:
-        self.store = Store()
+        self.keys: dict[str, policy.KeyState] = {}
+        self.sent_at: list[float] = []
+        self.suppressed: list[tuple[str, str, str]] = []
         self.opts = opts or Options()
         self.clock = Clock()
         self.delivers = delivers
         self.sent: list[policy.Notification] = []
-        self.failed: list[policy.Notification] = []
 
-    def feed(self, state: str, key: str = "k") -> str:
+    def feed(self, state: str, key: str = "k", core_change: float = 0.0, kind: str = "") -> str:
         """One invocation; returns 'TYPE STATE' if a notification ran, else ''."""
-        policy.observe(self.store, key, state, self.clock.now, self.opts)
-        note = policy.decide(self.store, key, self.clock.now, self.opts).notification
-        if note is None:
+        now = self.clock.now
+        ks = self.keys.setdefault(key, policy.KeyState(state))
+        policy.observe(ks, state, now, self.opts, core_change, kind == PROBLEM)
+        used = sum(1 for t in self.sent_at if t > now - self.opts.budget_per)
+        decision = policy.decide(ks, now, self.opts, used)
+        if decision.suppress:
+            self.suppressed.append((key, decision.kind, decision.state))
+        if not decision.send:
             return ""
+        keys = [k for k, _, _ in self.suppressed]
+        note = policy.notification(ks, key, decision, policy.summary(keys, len(keys)))
         if self.delivers:
-            policy.record_success(self.store, note, self.clock.now)
+            policy.record_success(ks, note.type, note.state, now)
+            self.sent_at.append(now)
             self.sent.append(note)
-        else:
-            policy.record_failure(self.store, note, self.clock.now)
-            self.failed.append(note)
+            if note.suppressed:
+                self.suppressed = []
         return f"{note.type} {note.state}"
 
     def ks(self, key: str = "k") -> policy.KeyState:
-        return self.store.keys[key]
+        return self.keys[key]
 
 
 @pytest.mark.parametrize(
@@ -184,14 +191,14 @@ def test_budget_suppresses_counts_once_and_reports_in_next_sent() -> None:
     assert h.feed(CRITICAL, "c") == ""
     assert h.feed(CRITICAL, "c") == ""  # still the same suppressed problem
     assert h.feed(WARNING, "d") == ""
-    assert [(s.key, s.type, s.state) for s in h.store.suppressed] == [
+    assert h.suppressed == [
         ("c", PROBLEM, CRITICAL),
         ("d", PROBLEM, WARNING),
     ]
     h.clock.advance(3601)
     assert h.feed(CRITICAL, "e") == "PROBLEM CRITICAL"
     assert h.sent[-1].suppressed == "2 suppressed: c, d"
-    assert h.store.suppressed == []
+    assert h.suppressed == []
     # The still-failing suppressed key is delivered once the budget allows.
     assert h.feed(CRITICAL, "c") == "PROBLEM CRITICAL"
     assert h.sent[-1].suppressed == ""
@@ -235,7 +242,7 @@ def test_problem_and_recovery_inside_suppression_cancel() -> None:
     assert h.feed(OK, "b") == ""
     h.clock.advance(3601)
     assert h.feed(OK, "b") == ""
-    assert [s.type for s in h.store.suppressed] == [PROBLEM]
+    assert [kind for _, kind, _ in h.suppressed] == [PROBLEM]
 
 
 def test_suppressed_reminders_count_once_per_interval() -> None:
@@ -245,51 +252,67 @@ def test_suppressed_reminders_count_once_per_interval() -> None:
         h.clock.advance(300)
         h.feed(CRITICAL)
     # reminders due at 600, 1200 (suppressed at 600; recounted at 1200, 1800, ...)
-    assert [s.type for s in h.store.suppressed] == [REMINDER] * 5
+    assert [kind for _, kind, _ in h.suppressed] == [REMINDER] * 5
 
 
-def test_failed_delivery_is_retried_with_backoff() -> None:
-    h = Harness(delivers=False)
-    assert h.feed(CRITICAL) == "PROBLEM CRITICAL"
-    assert h.ks().notified is None
-    assert h.ks().retry_at == T0 + policy.RETRY_BASE
-    h.clock.advance(policy.RETRY_BASE - 1)
-    assert h.feed(CRITICAL) == ""
-    h.clock.advance(1)
-    assert h.feed(CRITICAL) == "PROBLEM CRITICAL"
-    assert h.ks().failures == 2
-    h.clock.advance(2 * policy.RETRY_BASE - 1)
-    assert h.feed(CRITICAL) == ""
-    h.delivers = True
-    h.clock.advance(1)
-    assert h.feed(CRITICAL) == "PROBLEM CRITICAL"
-    assert h.ks().notified == CRITICAL
-    assert h.ks().failures == 0
-
-
-def test_backoff_is_capped() -> None:
-    store = Store()
-    policy.observe(store, "k", CRITICAL, T0, Options())
-    note = policy.decide(store, "k", T0, Options()).notification
-    assert note is not None
-    delays = [policy.record_failure(store, note, T0) for _ in range(12)]
+def test_backoff_doubles_and_is_capped() -> None:
+    delays = [policy.backoff(n) for n in range(1, 13)]
     assert delays[:4] == [30.0, 60.0, 120.0, 240.0]
     assert delays[-1] == policy.RETRY_MAX
 
 
-def test_new_due_notification_is_tried_at_once_despite_backoff() -> None:
+def test_undelivered_problem_stays_due_then_recovery_cancels_it() -> None:
     h = Harness(delivers=False)
     h.feed(OK)
     assert h.feed(CRITICAL) == "PROBLEM CRITICAL"
-    assert h.feed(WARNING) == "PROBLEM WARNING"
-    assert h.ks().failures == 1
-
-
-def test_failed_problem_then_recovery_cancels() -> None:
-    h = Harness(delivers=False)
-    h.feed(OK)
-    h.feed(CRITICAL)
+    assert h.feed(CRITICAL) == "PROBLEM CRITICAL"  # still due: the outbox retries it
+    assert h.feed(WARNING) == "PROBLEM WARNING"  # a newer problem replaces it
     assert h.feed(OK) == ""  # the problem never arrived, so no recovery is owed
+
+
+def test_core_new_problem_after_a_recovery_we_never_heard_of() -> None:
+    h = Harness()
+    assert h.feed(CRITICAL, core_change=100.0, kind=PROBLEM) == "PROBLEM CRITICAL"
+    h.clock.advance(60)
+    assert h.feed(CRITICAL, core_change=100.0, kind=PROBLEM) == ""  # re-notification
+    h.clock.advance(60)
+    assert h.feed(CRITICAL, core_change=150.0, kind=PROBLEM) == "PROBLEM CRITICAL"
+    assert h.sent[-1].previous == OK
+    assert h.sent[-1].since == h.clock.now
+    assert h.feed(CRITICAL, core_change=150.0, kind=PROBLEM) == ""
+
+
+def test_core_change_needs_a_problem_type_and_a_newer_time() -> None:
+    h = Harness()
+    h.feed(CRITICAL, core_change=100.0, kind=PROBLEM)
+    assert h.feed(CRITICAL, core_change=200.0) == ""  # no PROBLEM type: an observation
+    assert h.feed(CRITICAL, core_change=50.0, kind=PROBLEM) == ""  # older
+    assert h.ks().core_change == 200.0
+    assert h.feed(OK, core_change=300.0, kind="RECOVERY") == "RECOVERY OK"
+
+
+def test_first_core_change_is_only_recorded() -> None:
+    """State imported from a version without core times: no duplicate after upgrade."""
+    h = Harness()
+    h.feed(CRITICAL)
+    assert h.feed(CRITICAL, core_change=500.0, kind=PROBLEM) == ""
+    assert h.ks().core_change == 500.0
+
+
+def test_core_new_problem_still_obeys_the_budget() -> None:
+    h = Harness(Options(budget_max=1, budget_per=3600))
+    assert h.feed(CRITICAL, core_change=100.0, kind=PROBLEM) == "PROBLEM CRITICAL"
+    assert h.feed(CRITICAL, core_change=200.0, kind=PROBLEM) == ""
+    assert h.suppressed == [("k", PROBLEM, CRITICAL)]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(5.5, 5.5), (float("nan"), 0.0), (float("inf"), 0.0), (-1.0, 0.0), (1e300, 0.0),
+     (True, 0.0), ("5", 0.0), (None, 0.0), (7, 7.0)],
+)  # fmt: skip
+def test_moment_accepts_only_finite_times_in_range(value: object, expected: float) -> None:
+    assert policy.moment(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -304,7 +327,8 @@ def test_failed_problem_then_recovery_cancels() -> None:
     ],
 )
 def test_percent_state_change(history: list[str], expected: float) -> None:
-    assert policy.percent_state_change(history) == pytest.approx(expected)
+    letters = "".join(state[0] for state in history)
+    assert policy.percent_state_change(letters) == pytest.approx(expected)
 
 
 def test_flapping_sends_start_once_and_stop_once() -> None:
@@ -321,7 +345,7 @@ def test_flapping_sends_start_once_and_stop_once() -> None:
     assert [r for r in tail if r] == ["FLAPPINGSTOP OK"]
     # Stop once the weighted change drops below 20 % (sum of weights < 4).
     stop_at = tail.index("FLAPPINGSTOP OK")
-    history = [*alternating, *[OK] * (stop_at + 1)]
+    history = "".join(s[0] for s in [*alternating, *[OK] * (stop_at + 1)])
     assert policy.percent_state_change(history) < policy.FLAP_LOW
     assert policy.percent_state_change(history[:-1]) >= policy.FLAP_LOW
     assert h.feed(OK) == ""
@@ -351,46 +375,8 @@ def test_flap_start_and_stop_while_undelivered_cancel() -> None:
     assert h.feed(OK) == ""
 
 
-def test_store_round_trip() -> None:
-    h = Harness(Options(flap=True, remind=60, budget_max=1, budget_per=60))
-    h.feed(CRITICAL, "a")
-    h.feed(CRITICAL, "b")
-    data = h.store.to_dict()
-    assert Store.from_dict(data).to_dict() == data
-    assert Store.from_dict({}).to_dict() == {"keys": {}, "sent": [], "suppressed": []}
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        {"keys": []},
-        {"keys": {}, "sent": ["x"], "suppressed": []},
-        {"keys": {"k": {"observed": "BAD"}}, "sent": [], "suppressed": []},
-        {"keys": {"k": {"observed": "OK"}}, "sent": [], "suppressed": []},
-        {"keys": {}, "sent": [], "suppressed": [{"key": "k"}]},
-        {"keys": {}, "sent": [True], "suppressed": []},
-    ],
-)
-def test_store_rejects_unexpected_content(data: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match=r"."):
-        Store.from_dict(data)
-
-
-def test_forget_removes_key_and_its_suppressed_entries() -> None:
-    h = Harness(Options(budget_max=1, budget_per=60))
-    h.feed(CRITICAL, "a")
-    h.feed(CRITICAL, "b")
-    assert policy.forget(h.store, "b")
-    assert "b" not in h.store.keys
-    assert h.store.suppressed == []
-    assert not policy.forget(h.store, "b")
-
-
 def test_summary_format() -> None:
-    entries = [
-        policy.Suppressed("x", PROBLEM, CRITICAL, 1.0),
-        policy.Suppressed("y", PROBLEM, CRITICAL, 2.0),
-        policy.Suppressed("x", RECOVERY, OK, 3.0),
-    ]
-    assert policy.summary(entries) == "3 suppressed: x, y"
-    assert policy.summary([]) == ""
+    assert policy.summary(["x", "y", "x"], 3) == "3 suppressed: x, y"
+    assert policy.summary([], 0) == ""
+    many = [f"k{i}" for i in range(25)]
+    assert policy.summary(many, 30) == ("30 suppressed: " + ", ".join(many[:20]) + " and 5 more")

@@ -80,3 +80,12 @@ def help_width() -> int:
         except (ValueError, OSError):
             columns = 0
     return (columns or 80) - 2  # argparse leaves two columns free
+
+
+def argv_safe(text: str) -> str:
+    """``text`` made fit for argv and the environment: each NUL becomes U+FFFD.
+
+    Everything else, newlines and invalid UTF-8 (as surrogate escapes) included, is
+    passed on unchanged: a notification command gets the message as it was.
+    """
+    return text.replace("\0", "\ufffd") if "\0" in text else text

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 # Appends its argv and NOTIFY_* environment as one JSON line, then exits with
-# $REC_EXIT (default 0) or sleeps $REC_SLEEP seconds first.
+# $REC_EXIT (default 0) or sleeps $REC_SLEEP seconds first. With $REC_FAIL_ONCE (a
+# path) it fails (exit 9, recording nothing) when that file does not exist yet, and
+# creates it. With $REC_SLEEP_ONCE (a path) only the first call sleeps.
 RECORDER = """\
 import json, os, sys, time
+once = os.environ.get("REC_FAIL_ONCE")
+if once and not os.path.exists(once):
+    open(once, "w").close()
+    sys.exit(9)
 with open(os.environ["REC_FILE"], "a", encoding="utf-8", errors="surrogateescape") as f:
     env = {k: v for k, v in os.environ.items()
            if k.startswith("NOTIFY_") and not k.startswith("NOTIFY_ON_CHANGE")}
@@ -20,7 +27,11 @@ with open(os.environ["REC_FILE"], "a", encoding="utf-8", errors="surrogateescape
 if os.environ.get("REC_STARTED"):
     with open(os.environ["REC_STARTED"], "w") as f:
         f.write(str(os.getpid()))
-time.sleep(float(os.environ.get("REC_SLEEP", "0")))
+sleep_once = os.environ.get("REC_SLEEP_ONCE")  # a path: sleep only while it is missing
+if not sleep_once or not os.path.exists(sleep_once):
+    if sleep_once:
+        open(sleep_once, "w").close()
+    time.sleep(float(os.environ.get("REC_SLEEP", "0")))
 sys.exit(int(os.environ.get("REC_EXIT", "0")))
 """
 
@@ -38,7 +49,7 @@ class Notifier:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.state = tmp / "state" / "state.json"
+        self.state = tmp / "state" / "state.db"
         self.records_file = tmp / "records.jsonl"
         self.script = tmp / "recorder.py"
         self.script.write_text(RECORDER)
@@ -100,5 +111,17 @@ class Notifier:
         return [r["env"]["NOTIFY_TYPE"] for r in self.records()]
 
     def stored(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.state.read_text())
-        return data
+        """The state database as {"keys": {key: {column: value}}, "outbox": {key: {...}}},
+        read through SQLite (read-only) as any other reader would."""
+        db = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True)
+        try:
+            db.row_factory = sqlite3.Row
+            out: dict[str, Any] = {}
+            for table in ("keys", "outbox"):
+                rows = db.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
+                out[table] = {
+                    bytes(r["key"]).decode("utf-8", "surrogateescape"): dict(r) for r in rows
+                }
+            return out
+        finally:
+            db.close()

@@ -1,0 +1,39 @@
+"""notify_on_change: run a notification command only when something changed.
+
+cli (arguments, output), sources (what monit, Nagios and Icinga 2 pass in), policy
+(pure decisions), store (SQLite state), engine (claims, sends, the outbox) and
+children (the processes it runs). Stdlib only, and few imports at start-up: monit or
+cron may call this every cycle, and the usual "nothing changed" run must cost little
+more than starting Python.
+"""
+
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """Bad input: one line on stderr, exit 3."""
+
+
+class StateError(Exception):
+    """The state cannot be used safely: one line on stderr, exit 3, nothing touched."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM, SIGINT or SIGHUP asked us to stop; raised from the signal handler."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.queued = False  # a send was interrupted and queued for retry
+
+    @property
+    def name(self) -> str:
+        import signal
+
+        return signal.Signals(self.signum).name
+
+
+def main(argv: list[str] | None = None) -> int:
+    from check_imap.notify.cli import main as cli_main
+
+    return cli_main(argv)

@@ -1,0 +1,5 @@
+import sys
+
+from check_imap.notify.cli import main
+
+sys.exit(main())
