@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
-"""Write the generated parts of the docs from the code: the --help texts.
+"""Write the generated parts of the docs from the code: the ``--help`` texts.
 
-Run ``python docs/generate.py`` after changing an option; tests/test_docs.py fails
-while the committed docs differ from what this writes.
+- ``docs/help/check_imap.txt`` and ``docs/help/notify_on_change.txt``: the output of
+  ``python -m check_imap --help`` and ``python -m check_imap.notify --help`` at
+  ``COLUMNS=80``;
+- every ``docs/*.md`` block between ``<!-- help:NAME -->`` and ``<!-- /help -->``: the
+  same text in a code block.
+
+Run ``python docs/generate.py`` after changing an option. ``tests/test_docs.py`` fails
+while a committed file differs from what this writes (``--check`` says which, too).
 """
 
 from __future__ import annotations
@@ -14,39 +20,75 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
+HELP_DIR = DOCS / "help"
+MODULES = {"check_imap": "check_imap", "notify_on_change": "check_imap.notify"}
 MARKER = re.compile(r"(<!-- help:(?P<name>[a-z_]+) -->\n).*?(<!-- /help -->)", re.S)
+COLUMNS = "80"
 
 
 def help_text(name: str) -> str:
-    env = dict(os.environ, COLUMNS="80")
-    module = {"check_imap": "check_imap", "notify_on_change": "check_imap.notify"}[name]
-    code = (
-        f"import sys, runpy; sys.argv[0] = {name!r}; "
-        f"runpy.run_module({module!r}, run_name='__main__')"
-    )
+    """``--help`` of one command, as a user with an 80-column terminal sees it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LANG", "LANGUAGE", "LC_ALL")}
+    env.update(COLUMNS=COLUMNS, LC_ALL="C.UTF-8")
     proc = subprocess.run(
-        [sys.executable, "-c", code, "--help"], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-m", MODULES[name], "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
-    return proc.stdout
+    if not proc.stdout.startswith("usage: "):
+        raise RuntimeError(f"{name} --help printed no usage (rc {proc.returncode}): {proc.stderr}")
+    return proc.stdout.rstrip("\n") + "\n"
 
 
-def render(text: str) -> str:
+def render(text: str, helps: dict[str, str] | None = None) -> str:
+    """``text`` with every help marker block filled in."""
+    helps = helps if helps is not None else {}
+
     def block(match: re.Match[str]) -> str:
-        body = help_text(match.group("name")).rstrip("\n")
-        return f"{match.group(1)}```\n{body}\n```\n{match.group(3)}"
+        name = match.group("name")
+        if name not in helps:
+            helps[name] = help_text(name)
+        return f"{match.group(1)}```\n{helps[name]}```\n{match.group(3)}"
 
     return MARKER.sub(block, text)
 
 
-def main() -> int:
+def outputs() -> dict[Path, str]:
+    """Every generated file and the content it must have now."""
+    helps = {name: help_text(name) for name in MODULES}
+    files = {HELP_DIR / f"{name}.txt": text for name, text in helps.items()}
     for page in sorted(DOCS.glob("*.md")):
-        text = page.read_text()
-        new = render(text)
-        if new != text:
-            page.write_text(new)
-            print(f"wrote {page.relative_to(DOCS.parent)}")
+        files[page] = render(page.read_text(encoding="utf-8"), helps)
+    return files
+
+
+def stale() -> list[Path]:
+    """The generated files that differ from what :func:`outputs` makes."""
+    return [
+        path
+        for path, text in outputs().items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--check"]:
+        paths = stale()
+        for path in paths:
+            print(f"stale: {path.relative_to(DOCS.parent)}")
+        return 1 if paths else 0
+    if argv:
+        print("usage: python docs/generate.py [--check]", file=sys.stderr)
+        return 2
+    for path, text in outputs().items():
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(DOCS.parent)}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
