@@ -140,7 +140,9 @@ class Cluster:
 
     def check_now(self, name: str) -> None:
         """What "Check now" in Icinga Web does: reschedule the check to run at once."""
-        result = self.master.post("reschedule-check", {"type": "Service", "service": name, "force": True})
+        result = self.master.post(
+            "reschedule-check", {"type": "Service", "service": name, "force": True}
+        )
         assert result["results"][0]["code"] == 200, result
 
 
@@ -202,10 +204,8 @@ def result_from_agent(cluster: Cluster, since: float = 0.0) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         service = cluster.service(SERVICE)
         lcr = (service or {}).get("last_check_result") or {}
-        if lcr.get("check_source") == AGENT and lcr.get("output", "").startswith("IMAP "):
-            if lcr["execution_start"] > since:
-                return service
-        return None
+        ran = lcr.get("check_source") == AGENT and lcr.get("output", "").startswith("IMAP ")
+        return service if ran and lcr["execution_start"] > since else None
 
     return d.wait_for(probe, f"{SERVICE} checked by {AGENT}", START_TIMEOUT, cluster.describe)
 
@@ -236,7 +236,12 @@ def test_killed_agent_is_unreachable_then_recovers(cluster: Cluster) -> None:
     result_from_agent(cluster)  # the cluster is up (also when this test runs alone)
     cluster.agent.kill()
 
-    d.wait_for(lambda: cluster.connected() is False, f"{AGENT} disconnected", EVENT_TIMEOUT, cluster.describe)
+    d.wait_for(
+        lambda: cluster.connected() is False,
+        f"{AGENT} disconnected",
+        EVENT_TIMEOUT,
+        cluster.describe,
+    )
 
     def health(state: int) -> dict[str, Any] | None:
         service = cluster.service(HEALTH)
@@ -244,7 +249,9 @@ def test_killed_agent_is_unreachable_then_recovers(cluster: Cluster) -> None:
 
     down = d.wait_for(lambda: health(2), "agent-health CRITICAL", EVENT_TIMEOUT, cluster.describe)
     output = down["last_check_result"]["output"]
-    assert re.fullmatch(rf"Zone '{re.escape(AGENT)}' is not connected\. Log lag: .+", output), output
+    assert re.fullmatch(rf"Zone '{re.escape(AGENT)}' is not connected\. Log lag: .+", output), (
+        output
+    )
 
     # A check that was on its way to the agent when it died is rescheduled only after
     # the command's timeout + 30 s; "Check now" evaluates the dependency at once.
@@ -259,7 +266,9 @@ def test_killed_agent_is_unreachable_then_recovers(cluster: Cluster) -> None:
 
     restarted = time.time()
     cluster.agent.start_node()
-    d.wait_for(lambda: cluster.connected() is True, f"{AGENT} reconnected", START_TIMEOUT, cluster.describe)
+    d.wait_for(
+        lambda: cluster.connected() is True, f"{AGENT} reconnected", START_TIMEOUT, cluster.describe
+    )
     up = d.wait_for(lambda: health(0), "agent-health OK", EVENT_TIMEOUT, cluster.describe)
     output = up["last_check_result"]["output"]
     assert re.fullmatch(rf"Zone '{re.escape(AGENT)}' is connected\. Log lag: .+", output), output
