@@ -308,12 +308,30 @@ def derived(cases: list[Case], stats: dict[str, Stats]) -> list[str]:
     return out
 
 
+BEGIN, END = "<!-- report -->\n", "<!-- /report -->\n"
+
+
+def write_report(path: Path, text: str) -> None:
+    """Replace the report between the markers of ``path``, or write the whole file."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        text = head + BEGIN + text + END + rest.split(END, 1)[1]
+    path.write_text(text, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=30, help="timed rounds (default 30)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds (default 2)")
     parser.add_argument("--no-c", action="store_true", help="leave out the C plugins")
-    parser.add_argument("--out", type=Path, help="also write the Markdown report here")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / "docs" / "performance.md",
+        help="also write the Markdown report here, between its report markers "
+        "(default docs/performance.md)",
+    )
     parser.add_argument("--json", type=Path, help="write the medians as JSON here")
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= 1000 or not 0 <= args.warmup <= 100:
@@ -349,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(report) + "\n"
     sys.stdout.write(text)
     if args.out:
-        args.out.write_text(text, encoding="utf-8")
+        write_report(args.out, text)
     if args.json:
         data = {name: vars(s) for name, s in stats.items()}
         args.json.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
