@@ -24,7 +24,7 @@ PAGES = [
     *sorted((ROOT / "docs").glob("*.md")),
 ]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-OTHERS = frozenset({"docs/install.md", "docs/packaging.md", "docs/distributed.md"})
+OTHERS: frozenset[str] = frozenset()  # every linked page exists
 """Pages other helpers write: a link to them may come before the page does."""
 GENERATED_WITH = (3, 11)
 """argparse's layout differs between Python versions; the committed help is 3.11's."""
