@@ -302,21 +302,24 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, width=help_width())
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: int() also takes ``٣``, ``1_0`` and surrounding blanks."""
+    return 0 < len(text) <= 20 and text.isascii() and text.isdigit()
+
+
 def _port(text: str) -> int:
-    try:
-        port = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not _digits(text):
+        raise argparse.ArgumentTypeError(f"invalid port {text[:30]!r}")
+    port = int(text, 10)
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {text!r} (1-65535)")
     return port
 
 
 def _days(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of days {text!r}") from None
+    if not _digits(text):
+        raise argparse.ArgumentTypeError(f"invalid number of days {text[:30]!r}")
+    value = int(text, 10)
     if not 0 <= value <= 36500:
         raise argparse.ArgumentTypeError(f"days {text!r} must be between 0 and 36500")
     return value
@@ -330,10 +333,12 @@ def _fingerprint(text: str) -> str:
 
 
 def _seconds(text: str) -> float:
+    if not (text.isascii() and "_" not in text and text == text.strip()):
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text[:30]!r}")
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text[:30]!r}") from None
     if not 0 < value <= 3600:  # also rejects nan and inf
         raise argparse.ArgumentTypeError(f"timeout {text!r} must be above 0 and at most 3600")
     return value

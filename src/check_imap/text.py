@@ -10,32 +10,41 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+
 LIMIT = 160
 REDACTED = "[redacted]"
 
 _secrets: list[str] = []  # longest first, so a quoted form goes before the raw password
+_pattern: list[re.Pattern[str]] = []  # one regex of them all, in any letter case
 
 
 def add_secret(password: str, user: str = "") -> None:
-    """Register a password (and the forms it takes in IMAP and SASL) for redaction."""
+    """Register a password (and the forms it takes in IMAP and SASL) for redaction.
+
+    Matching ignores letter case: server text is upper-cased on its way in (capability
+    atoms are), and an upper-cased password is still the password.
+    """
     if not password:
         return
     import base64  # only when there is a password: most checks have none
+    import re
 
     def b64(data: str) -> str:
         return base64.b64encode(data.encode("utf-8", "surrogateescape")).decode("ascii")
 
     escaped = password.replace("\\", "\\\\").replace('"', '\\"')
     forms = {password, escaped, f'"{escaped}"', b64(f"\0{user}\0{password}"), b64(password)}
+    forms |= {form.upper() for form in forms}  # "ß".upper() is "SS": no case rule covers it
     _secrets.extend(forms)
     _secrets.sort(key=len, reverse=True)
+    _pattern[:] = [re.compile("|".join(map(re.escape, _secrets)), re.IGNORECASE)]
 
 
 def redact(text: str) -> str:
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
+    return _pattern[0].sub(REDACTED, text) if _pattern else text
 
 
 def sanitize(data: str | bytes, limit: int = LIMIT) -> str:

@@ -6,7 +6,7 @@ from ..steps import Step
 from . import mailboxes
 from .commands import Known, Next, next_command
 from .login import login_command
-from .reader import Response, ResponseReader, capabilities_from, parse_response
+from .reader import Response, ResponseReader, capabilities_from, is_tag, parse_response
 from .records import (
     Done,
     Greeting,
@@ -262,8 +262,11 @@ class Handshake:
             self._handlers[cmd.name](resp, cmd)
 
     def _before_command(self, resp: Response) -> None:
-        """Between the greeting and our first write nothing can be a reply (RFC 9051 §2.2.2)."""
-        if resp.tag == "*" and resp.kind != "BYE":
+        """Between the greeting and our first write nothing can be a reply (RFC 9051 §2.2.2).
+
+        Untagged lines and garbage (no valid tag) are noise; a tagged line is a violation.
+        """
+        if (resp.tag == "*" and resp.kind != "BYE") or not (resp.tag == "*" or is_tag(resp.tag)):
             self.outcome.noise += 1
             if self.outcome.noise >= FLOOD_LIMIT:
                 self._fail(f"server sent {FLOOD_LIMIT} untagged responses after the greeting")

@@ -51,7 +51,8 @@ def take_untagged(resp: Response, command: str, box: MailboxStatus) -> bool:
         else:
             return False
     except ProtocolError as exc:
-        raise ProtocolError(f"{exc} (the {resp.kind[:20]} response to {command})") from None
+        name = "EXISTS" if command == "EXAMINE" else resp.kind[:20]  # "* n EXISTS": n is no name
+        raise ProtocolError(f"{exc} (the {name} response to {command})") from None
     return True
 
 

@@ -55,6 +55,17 @@ def number(text: str, what: str) -> int:
     return int(text)
 
 
+_NOT_IN_TAGS = frozenset('(){%*"\\+')
+
+
+def is_tag(text: str) -> bool:
+    """A command tag as RFC 9051 spells it: ASTRING-CHARs except ``+``, so no ``*``.
+
+    Anything else in a tag's place (control bytes, an empty line) is garbage, not a reply.
+    """
+    return bool(text) and all("!" <= ch <= "~" and ch not in _NOT_IN_TAGS for ch in text)
+
+
 def capabilities_from(text: str) -> tuple[str, ...]:
     """``IMAP4rev1 STARTTLS`` (code or untagged text) -> upper-cased atoms."""
     return tuple(atom.upper() for atom in text.split())
