@@ -82,9 +82,9 @@ def _files(d: Path) -> dict[str, str]:
 
 def _cases(files: dict[str, str]) -> Iterator[Case]:
     bad_ranges = ("", "@", "@:", "abc", "5:1", "1:x", "~:~")
-    for value in ("", "0", "65536", "x", "-1", "1e3", "9" * 100, "143.5"):
+    for value in ("", "0", "65536", "x", "-1", "1e3", "9" * 100, "143.5", "\u0663", "1_43", " 143"):
         yield f"port {value!r}", (*BASE, "-p", value), {}
-    for value in ("", "0", "-1", "nan", "inf", "3601", "x", "1e400"):
+    for value in ("", "0", "-1", "nan", "inf", "3601", "x", "1e400", "\u0663", "1_0", " 5"):
         yield f"timeout {value!r}", (*BASE, "-t", value), {}
     for option in ("--timeout-state", "--capability-state"):
         for value in ("", "x", "9", "critical2"):
@@ -92,7 +92,7 @@ def _cases(files: dict[str, str]) -> Iterator[Case]:
     for value in ("", "1.1", "x", "1.0"):
         yield f"min-tls {value!r}", (*BASE, "--min-tls", value), {}
     for option in ("--cert-warning", "--cert-critical"):
-        for value in ("", "-1", "x", "36501", "1.5"):
+        for value in ("", "-1", "x", "36501", "1.5", "\u0663", "1_0"):
             yield f"{option} {value!r}", (*BASE, option, value), {}
     yield "cert-critical above warning", (*BASE, "--cert-warning", "5", "--cert-critical", "9"), {}
     for value in ("", "zz", "ab" * 31, "ab" * 33, "g" * 64):
