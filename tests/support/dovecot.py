@@ -262,7 +262,7 @@ class Instance:
     @property
     def not_after(self) -> float:
         """End of the certificate's validity, as a POSIX timestamp."""
-        return self.cert.cert.not_valid_after_utc.timestamp()
+        return pki.not_after(self.cert).timestamp()
 
     @property
     def pid_file(self) -> Path:
