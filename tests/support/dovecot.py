@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Real Dovecot instances on loopback for the integration tests.
 
 Everything lives in one throwaway directory: a PKI made with tests/pki.py, and per
