@@ -10,8 +10,29 @@ missing_packages() {
     done
 }
 
-# Services that Debian's packages enable at boot; the tests start their own instances.
-SERVICES="dovecot icinga2 nagios-nrpe-server nagios4 monit"
+# The services of Debian's daemon packages: the tests start their own instances, so
+# what install_packages installs is recorded and never enabled at boot
+# (tests/boot-services; tests/test_boot_services.py checks it). A daemon the machine
+# had before is left as it was.
+BOOT_RECORD=/var/lib/check_imap-tests/installed-services
+BOOT_SERVICES="dovecot icinga2 nagios4 nagios-nrpe-server monit"
+
+services_present() {  # the services of BOOT_SERVICES this machine has now
+    local svc
+    for svc in $BOOT_SERVICES; do
+        if [ -e "/lib/systemd/system/$svc.service" ] || [ -e "/etc/init.d/$svc" ]; then
+            printf '%s\n' "$svc"
+        fi
+    done
+}
+
+record_new_services() {  # record_new_services "services before the install"
+    local svc
+    mkdir -p "$(dirname "$BOOT_RECORD")"
+    for svc in $(services_present); do
+        case " $1 " in *" $svc "*) ;; *) printf '%s\n' "$svc" >> "$BOOT_RECORD" ;; esac
+    done
+}
 
 install_packages() {  # WHO PACKAGES
     local who=$1
@@ -22,33 +43,38 @@ install_packages() {  # WHO PACKAGES
     fi
     local missing
     missing=$(missing_packages)
-    [ -n "$missing" ] || return 0
-    echo "$who: installing $missing"
-    # Never let a package start its system service (it would take port 143/993).
-    local made_policy=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-        chmod 755 /usr/sbin/policy-rc.d
-        made_policy=yes
+    if [ -n "$missing" ]; then
+        echo "$who: installing $missing"
+        local services_before
+        services_before=$(services_present | tr '\n' ' ')
+        # Never let a package start its system service (it would take port 143/993).
+        local made_policy=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+            chmod 755 /usr/sbin/policy-rc.d
+            made_policy=yes
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        local log
+        log=$(mktemp)
+        # shellcheck disable=SC2086
+        if ! { apt-get update -q -o DPkg::Lock::Timeout=300 \
+               && apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 $missing
+             } >"$log" 2>&1; then
+            tail -n 40 "$log"
+            echo "$who: installing $missing failed (full log: $log)" >&2
+            exit 1
+        fi
+        rm -f "$log"
+        if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+        record_new_services "$services_before"
     fi
-    export DEBIAN_FRONTEND=noninteractive
-    local log
-    log=$(mktemp)
-    # shellcheck disable=SC2086
-    if ! { apt-get update -q -o DPkg::Lock::Timeout=300 \
-           && apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 $missing
-         } >"$log" 2>&1; then
-        tail -n 40 "$log"
-        echo "$who: installing $missing failed (full log: $log)" >&2
-        exit 1
+    # What we installed is never started at boot (again on every run: an upgrade may
+    # have re-enabled it).
+    if [ -s "$BOOT_RECORD" ]; then
+        # shellcheck disable=SC2046
+        tests/boot-services disable $(sort -u "$BOOT_RECORD")
     fi
-    rm -f "$log"
-    if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
-    local svc
-    for svc in $SERVICES; do  # installed for the tests only: not enabled at boot
-        systemctl disable --no-reload "$svc" >/dev/null 2>&1 || true
-        update-rc.d "$svc" disable >/dev/null 2>&1 || true
-    done
 }
 
 make_venv() {  # PIP-SPEC: build .venv (or $VENV) with $PYTHON and install the project

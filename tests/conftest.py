@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared fixtures only; the machinery behind them lives in dovecot.py."""
 
 from __future__ import annotations
@@ -29,12 +30,23 @@ def dovecot() -> Iterator[dc.Dovecot]:
     Skips (with the reason shown by -ra) when Dovecot is not installed; fails with the
     Dovecot log when it is installed but does not start.
     """
+    yield from _dovecot(dc.SPECS)
+
+
+@pytest.fixture(scope="session")
+def named_dovecot() -> Iterator[dc.Dovecot]:
+    """The one Dovecot instance ``named`` (certificate for ``imap.test`` only, at
+    127.0.0.1), for the contrib tests; skips and fails like ``dovecot``."""
+    yield from _dovecot(dc.NAMED_SPECS)
+
+
+def _dovecot(specs: tuple[dc.Spec, ...]) -> Iterator[dc.Dovecot]:
     reason = dc.unavailable()
     if reason is not None:
         pytest.skip(reason)
     failure = None
     try:
-        bed = dc.start()
+        bed = dc.start(specs=specs)
     except dc.DovecotStartError as exc:
         failure = str(exc)
     if failure is not None:  # failed outside `except`, so no chained traceback

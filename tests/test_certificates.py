@@ -20,6 +20,8 @@ from support.pki import (
     make_ca,
     make_key,
     make_leaf,
+    not_after,
+    not_before,
     openssl_root,
     resign_with_openssl,
     write_ca,
@@ -34,12 +36,12 @@ MODES = ["--tls", "--starttls"]
 
 
 def expected_date(cert: Cert) -> str:
-    return cert.cert.not_valid_after_utc.strftime("%Y-%m-%d")
+    return not_after(cert).strftime("%Y-%m-%d")
 
 
 def left(cert: Cert) -> int:
     """Days left as check_imap counts them: whole days, truncated."""
-    return int((cert.cert.not_valid_after_utc.timestamp() - time.time()) / 86400)
+    return int((not_after(cert).timestamp() - time.time()) / 86400)
 
 
 class Chain:
@@ -174,7 +176,7 @@ def test_expired_leaf_says_how_long_ago(tmp_path: Path, mode: str, ca_file: str)
 @pytest.mark.parametrize("mode", MODES)
 def test_not_yet_valid_is_critical(tmp_path: Path, mode: str, ca_file: str) -> None:
     chain = Chain(tmp_path, not_before=NOW + days(2), not_after=NOW + days(300))
-    when = chain.leaf.cert.not_valid_before_utc.strftime("%Y-%m-%d")
+    when = not_before(chain.leaf).strftime("%Y-%m-%d")
     for extra in ((), ("--insecure",)):
         args = extra if extra else ()
         ca = () if extra else ("--ca-file", ca_file)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """contrib/cron: the cron.d line, run the way cron runs it.
 
 No cron daemon is started (Debian's cron reads only the system crontabs). The test
@@ -5,7 +6,9 @@ takes the job line and the environment lines of the contrib file as cron would: 
 command goes to ``/bin/sh -c`` with only the crontab's variables plus HOME, LOGNAME and
 SHELL, from HOME, as the user named in the sixth field (when we are root and that user
 exists; else as ourselves). Only the install prefix, the state file, the server
-address and the mail command are replaced. Run twice against a refused port, it
+address (127.0.0.1 for localhost), its name (imap.test for mail.example.org: the only
+name in the Dovecot certificate, so the line's ``--sni`` must pass it on) and the mail
+command are replaced. Run twice against a refused port, it
 delivers exactly one PROBLEM and prints nothing (so cron mails nothing); a third run
 after the port starts answering delivers the RECOVERY.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,7 +30,8 @@ from support.dovecot import Dovecot
 
 pytestmark = pytest.mark.daemons
 
-CRONTAB = d.CONTRIB / "cron" / "check_imap.cron"
+CRONTAB = d.CONTRIB / "cron" / "check_imap"
+KEY = "imaps-mail.example.org"
 STATE_FILE = "/var/lib/nagios/notify_on_change/cron.db"
 
 
@@ -48,8 +53,14 @@ def parse(text: str) -> tuple[dict[str, str], list[str], str, str]:
     return env, fields[:5], fields[5], fields[6]
 
 
+def test_crontab_file_name_is_one_cron_reads() -> None:
+    """cron.d files are read only with run-parts names: letters, digits, _ and -."""
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", CRONTAB.name), CRONTAB.name
+
+
 def test_crontab_line_shape() -> None:
     env, schedule, user, command = parse(CRONTAB.read_text())
+    assert env["MAILTO"] == '""', "cron would mail the delivery command's stderr"
     assert schedule == ["*/5", "*", "*", "*", "*"]
     assert user == "nagios"
     assert env["SHELL"] == "/bin/sh"
@@ -68,8 +79,10 @@ def account() -> pwd.struct_passwd | None:
     return entry if os.geteuid() == 0 else None
 
 
-def test_lasting_failure_notifies_once(dovecot: Dovecot, account: pwd.struct_passwd | None) -> None:
-    main = dovecot.main
+def test_lasting_failure_notifies_once(
+    named_dovecot: Dovecot, account: pwd.struct_passwd | None
+) -> None:
+    main = named_dovecot.named
     root = d.world_dir("cron")
     gate = d.GatedPort((main.host, main.tls_port))
     try:
@@ -88,8 +101,11 @@ def test_lasting_failure_notifies_once(dovecot: Dovecot, account: pwd.struct_pas
         env, _schedule, _user, command = parse(CRONTAB.read_text())
         command = d.substitute(command, d.INSTALL_PREFIX, f"{bindir}/", count=2)
         command = d.substitute(command, STATE_FILE, str(work / "notify" / "cron.db"))
+        command = d.substitute(command, "-H localhost ", f"-H {d.HOST} ")
         command = d.substitute(
-            command, "-H localhost -p 993 ", f"-H {d.HOST} -p {gate.port} --ca-file {main.ca_file} "
+            command,
+            "--sni mail.example.org -p 993 ",
+            " ".join(("--sni", d.REAL_NAME, "-p", str(gate.port), "--ca-file", f"{main.ca_file} ")),
         )
         command = d.substitute(command, "-- /usr/bin/mail ", f"-- {recorder.script} ")
         env = dict(env, HOME=home, LOGNAME=account.pw_name if account else "cron-test")
@@ -110,7 +126,7 @@ def test_lasting_failure_notifies_once(dovecot: Dovecot, account: pwd.struct_pas
         assert len(calls) == 1, calls
         assert calls[0]["argv"] == [
             "-s",
-            f"PROBLEM: imap-localhost is CRITICAL: IMAP CRITICAL - {d.HOST}:{gate.port}: connection refused",
+            f"PROBLEM: {KEY} is CRITICAL: IMAP CRITICAL - {d.HOST}:{gate.port}: connection refused",
             "root",
         ], calls
 
@@ -120,7 +136,7 @@ def test_lasting_failure_notifies_once(dovecot: Dovecot, account: pwd.struct_pas
         assert result.stdout == result.stderr == "", "cron would mail this"
         calls = recorder.calls()
         assert len(calls) == 2, calls
-        assert calls[1]["argv"][1].startswith("RECOVERY: imap-localhost is OK: IMAP OK - "), calls
+        assert calls[1]["argv"][1].startswith(f"RECOVERY: {KEY} is OK: IMAP OK - "), calls
     finally:
         gate.close()
         shutil.rmtree(root, ignore_errors=True)

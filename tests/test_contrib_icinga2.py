@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """contrib/icinga2 against a real Icinga 2 (Debian's icinga2 package).
 
 - ``icinga2 daemon -C`` accepts the contrib files with the ITL and Debian's stock
@@ -6,6 +7,8 @@
   rule makes from a Host's ``vars.imap`` against the real Dovecot of the session
   fixture; the results are read back over the REST API: state 0 with our perfdata, the
   command line built from the check_imap_* variables, and CRITICAL for a refused port.
+  The Host is ``imap.test`` at 127.0.0.1 and the certificate names only imap.test: the
+  TLS checks pass only because check_imap_sni defaults to the Host's name.
 - A Notification with the contrib NotificationCommand: Icinga runs notify_on_change
   again and again (interval 1s) for a lasting problem; the delivery behind it runs once.
 """
@@ -121,7 +124,7 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def icinga_run(dovecot: Dovecot) -> Iterator[Run]:
+def icinga_run(named_dovecot: Dovecot) -> Iterator[Run]:
     d.require(d.ICINGA2)
     root = d.world_dir("icinga2")
     icinga = d.Icinga2(root)
@@ -129,7 +132,7 @@ def icinga_run(dovecot: Dovecot) -> Iterator[Run]:
     try:
         bindir = d.install_commands(root)
         recorder = d.make_recorder(root)
-        main = dovecot.main
+        main = named_dovecot.named
         refused_port = d.free_port()
         fingerprint = main.cert.sha256
         objects = f"""
@@ -143,7 +146,7 @@ def icinga_run(dovecot: Dovecot) -> Iterator[Run]:
     }}
     object User "icingaadmin" {{ email = "root@localhost" }}
 
-    object Host "dovecot" {{
+    object Host "{d.REAL_NAME}" {{
       check_command = "dummy"
       address = "{main.host}"
       vars.check_imap_command = "{bindir}/check_imap"
@@ -152,7 +155,6 @@ def icinga_run(dovecot: Dovecot) -> Iterator[Run]:
       vars.imap["imaps"] = {{
         check_imap_mode = "tls"
         check_imap_port = {main.tls_port}
-        check_imap_sni = "localhost"
         check_imap_ca_file = "{main.ca_file}"
         check_imap_cert_warning = 20
         check_imap_cert_critical = 5
@@ -176,7 +178,7 @@ def icinga_run(dovecot: Dovecot) -> Iterator[Run]:
     }}
 
     object Notification "oncall" {{
-      host_name = "dovecot"
+      host_name = "{d.REAL_NAME}"
       service_name = "imap-refused"
       command = "notify_on_change"
       users = [ "icingaadmin" ]
@@ -193,7 +195,7 @@ def icinga_run(dovecot: Dovecot) -> Iterator[Run]:
         result = icinga.validate(config)
         assert result.returncode == 0, result.stdout + result.stderr
         daemon = icinga.start(config, d.daemon_env(root))
-        yield Run(icinga, bindir, recorder, dovecot, refused_port)
+        yield Run(icinga, bindir, recorder, named_dovecot, refused_port)
     finally:
         code = daemon.stop() if daemon is not None else 0
         report = icinga.describe()
@@ -205,7 +207,7 @@ def checked(run: Run, names: tuple[str, ...], timeout: float = 30) -> dict[str, 
     def probe() -> dict[str, dict[str, Any]] | None:
         run.icinga.daemon.assert_running()  # type: ignore[union-attr]
         services = run.icinga.objects("services", "state", "last_check_result")
-        wanted = {n: services.get(f"dovecot!{n}") for n in names}
+        wanted = {n: services.get(f"{d.REAL_NAME}!{n}") for n in names}
         if all(s and s.get("last_check_result") for s in wanted.values()):
             return wanted  # type: ignore[return-value]
         return None
@@ -215,7 +217,7 @@ def checked(run: Run, names: tuple[str, ...], timeout: float = 30) -> dict[str, 
 
 def test_ok_with_our_perfdata(icinga_run: Run) -> None:
     results = checked(icinga_run, ("imaps", "imap-starttls"))
-    main = icinga_run.bed.main
+    main = icinga_run.bed.named
     for name, port in (("imaps", main.tls_port), ("imap-starttls", main.plain_port)):
         attrs = results[name]
         lcr = attrs["last_check_result"]
@@ -231,13 +233,15 @@ def test_ok_with_our_perfdata(icinga_run: Run) -> None:
     imaps = results["imaps"]["last_check_result"]
     assert imaps["command"][1:] == [
         "-H", main.host, "--ca-file", str(main.ca_file), "--cert-critical", "5",
-        "--cert-warning", "20", "--min-tls", "1.2", "--sni", "localhost", "--strict-logout",
+        "--cert-warning", "20", "--min-tls", "1.2", "--sni", d.REAL_NAME, "--strict-logout",
         "--tls", "-4", "-c", "8", "-p", str(main.tls_port), "-t", "9", "-w", "5",
     ]  # fmt: skip
     assert any(re.fullmatch(rf"cert_days={NUM}d?;20:;5:", p) for p in imaps["performance_data"])
     starttls = results["imap-starttls"]["last_check_result"]
     assert starttls["command"].count("--fingerprint") == 2, starttls["command"]
     assert "--starttls" in starttls["command"], starttls["command"]
+    sni = starttls["command"].index("--sni")
+    assert starttls["command"][sni + 1] == d.REAL_NAME, starttls["command"]
     assert "--tls" not in starttls["command"], starttls["command"]
 
 
@@ -263,7 +267,7 @@ def test_lasting_problem_is_delivered_once(icinga_run: Run) -> None:
     calls = run.recorder.calls()
     assert len(calls) == 1, calls
     call = calls[0]
-    key = "dovecot!imap-refused"
+    key = f"{d.REAL_NAME}!imap-refused"
     assert call["argv"][:3] == ["PROBLEM", key, "CRITICAL"], call
     assert call["argv"][3].startswith("IMAP CRITICAL - "), call
     assert call["env"]["NOTIFY_KEY"] == key, call

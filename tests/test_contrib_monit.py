@@ -1,9 +1,11 @@
+# SPDX-License-Identifier: MIT
 """contrib/monit against a real monit 5.33 (Debian's monit package).
 
 - ``monit -t`` accepts the contrib control file (with only the harness's set lines
   added) and rejects a broken copy.
 - A short ``monit -I`` run (``set daemon 1``) with the contrib check program pointed at
-  a port that refuses, then turns into a proxy to the real Dovecot: monit execs
+  a port that refuses, then turns into a proxy to the real Dovecot (whose certificate
+  names only imap.test: the contrib line's ``--sni`` must pass the name on): monit execs
   notify_on_change every cycle while the check fails ("repeat every 1 cycle", counted by
   a wrapper), but the quota-limited notifier behind it runs exactly once for the
   problem, once more for the recovery, and not again while the check keeps passing.
@@ -57,9 +59,9 @@ def test_broken_copy_fails_syntax_check(monit: d.Monit) -> None:
     assert "syntax error" in (result.stdout + result.stderr), result.stdout + result.stderr
 
 
-def test_notifier_once_per_change(dovecot: Dovecot) -> None:
+def test_notifier_once_per_change(named_dovecot: Dovecot) -> None:
     d.require(d.MONIT)
-    main = dovecot.main
+    main = named_dovecot.named
     root = d.world_dir("monit")
     gate = d.GatedPort((main.host, main.tls_port))
     monit = d.Monit(root)
@@ -70,7 +72,20 @@ def test_notifier_once_per_change(dovecot: Dovecot) -> None:
         text = d.substitute(text, STATE_FILE, str(root / "notify" / "state.db"), count=2)
         text = d.substitute(text, SENDER, str(recorder.script), count=3)  # one in a comment
         text = d.substitute(
-            text, "-H localhost -p 993 ", f"-H {d.HOST} -p {gate.port} --ca-file {main.ca_file} "
+            text,
+            "-H localhost --sni mail.example.org -p 993 ",
+            " ".join(
+                (
+                    "-H",
+                    d.HOST,
+                    "--sni",
+                    d.REAL_NAME,
+                    "-p",
+                    str(gate.port),
+                    "--ca-file",
+                    f"{main.ca_file} ",
+                )
+            ),
         )
         monit.write(text)
         result = monit.validate()

@@ -1,9 +1,13 @@
+# SPDX-License-Identifier: MIT
 """contrib/nrpe against a real nrpe (Debian's nagios-nrpe-server) and check_nrpe.
 
 nrpe runs on a free loopback port with the contrib ``command[...]`` lines; only the
-install path, the ports and a ``--ca-file`` for the test CA are put in. check_nrpe gets
-our plugin's line (with perfdata) and exit code: 0 for IMAPS and STARTTLS against the
-real Dovecot, 2 for a refused port. A request with arguments is refused, which is why
+install path, the address (127.0.0.1 for localhost), the server's name (imap.test for
+mail.example.org), the ports and a ``--ca-file`` for the test CA are put in. The Dovecot
+certificate names only imap.test, so the checks pass only because the contrib lines
+send and verify that name (``--sni``); the same line without it is CRITICAL. check_nrpe
+gets our plugin's line (with perfdata) and exit code: 0 for IMAPS and STARTTLS against
+the real Dovecot, 2 for a refused port. A request with arguments is refused, which is why
 the contrib file has fixed command lines (Debian builds nrpe without argument passing).
 
 Permissions: nrpe refuses to run as root and drops to ``nagios`` before it runs a
@@ -42,7 +46,7 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def nrpe_run(dovecot: Dovecot) -> Iterator[Run]:
+def nrpe_run(named_dovecot: Dovecot) -> Iterator[Run]:
     d.require(d.NRPE, d.CHECK_NRPE)
     d.require_root("nrpe")
     root = d.world_dir("nrpe")
@@ -51,7 +55,7 @@ def nrpe_run(dovecot: Dovecot) -> Iterator[Run]:
     try:
         bindir, _python = d.portable_commands(root / "plugin")
         plugin = bindir / "check_imap"
-        main = dovecot.main
+        main = named_dovecot.named
         refused = d.free_port()
         lines = [
             line
@@ -61,6 +65,8 @@ def nrpe_run(dovecot: Dovecot) -> Iterator[Run]:
         assert len(lines) == 2, lines
         text = "\n".join(lines) + "\n"
         text = d.substitute(text, "/opt/check_imap/bin/check_imap", str(plugin), count=2)
+        text = d.substitute(text, " -H localhost ", f" -H {d.HOST} ", count=2)
+        text = d.substitute(text, " --sni mail.example.org ", f" --sni {d.REAL_NAME} ", count=2)
         text = d.substitute(text, " -p 143 ", f" -p {main.plain_port} --ca-file {main.ca_file} ")
         text = d.substitute(text, " -p 993 ", f" -p {main.tls_port} --ca-file {main.ca_file} ")
         starttls = text.splitlines()[0]
@@ -70,7 +76,13 @@ def nrpe_run(dovecot: Dovecot) -> Iterator[Run]:
             )
             + "\n"
         )
-        nrpe.write(text)
+        imaps = text.splitlines()[1]
+        text += d.substitute(
+            imaps.replace("[check_imaps]", "[check_imaps_without_sni]"),
+            f" --sni {d.REAL_NAME} ",
+            " ",
+        )
+        nrpe.write(text + "\n")
         env = d.daemon_env(root)
         account = pwd.getpwnam(d.NRPE_USER)
         os.chown(env["XDG_CACHE_HOME"], account.pw_uid, account.pw_gid)
@@ -81,7 +93,7 @@ def nrpe_run(dovecot: Dovecot) -> Iterator[Run]:
             10,
             nrpe.describe,
         )
-        yield Run(nrpe, dovecot, refused)
+        yield Run(nrpe, named_dovecot, refused)
     finally:
         code = daemon.stop() if daemon is not None else 0
         report = nrpe.describe()
@@ -91,13 +103,13 @@ def nrpe_run(dovecot: Dovecot) -> Iterator[Run]:
 
 @pytest.mark.parametrize("name", ["check_imap_starttls", "check_imaps"])
 def test_ok_line_and_exit_code(nrpe_run: Run, name: str) -> None:
-    main = nrpe_run.bed.main
+    main = nrpe_run.bed.named
     port = main.plain_port if name == "check_imap_starttls" else main.tls_port
     result = nrpe_run.nrpe.query(name)
     assert result.returncode == 0, result.stdout + nrpe_run.nrpe.describe()
     line = result.stdout.rstrip("\n")
     assert "\n" not in line, line
-    assert re.match(rf"IMAP OK - localhost:{port} answered in {NUM}s, TLSv1\.[23], ", line), line
+    assert re.match(rf"IMAP OK - {d.HOST}:{port} answered in {NUM}s, TLSv1\.[23], ", line), line
     output, perfdata = line.split(" | ")
     assert "logout: BYE + tagged OK" in output, line
     for label in ("time", "time_connect", "time_tls", "time_greeting", "time_logout", "cert_days"):
@@ -110,8 +122,18 @@ def test_refused_port_is_critical(nrpe_run: Run) -> None:
     result = nrpe_run.nrpe.query("check_imap_refused")
     assert result.returncode == 2, result.stdout + nrpe_run.nrpe.describe()
     assert result.stdout.startswith(
-        f"IMAP CRITICAL - localhost:{nrpe_run.refused_port}: connection refused"
+        f"IMAP CRITICAL - {d.HOST}:{nrpe_run.refused_port}: connection refused"
     ), result.stdout
+
+
+def test_without_sni_the_real_name_is_missed(nrpe_run: Run) -> None:
+    """What the contrib line's --sni is for: connecting to the address alone, the
+    certificate (for imap.test only) does not match."""
+    result = nrpe_run.nrpe.query("check_imaps_without_sni")
+    assert result.returncode == 2, result.stdout + nrpe_run.nrpe.describe()
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(f"IMAP CRITICAL - {d.HOST}:{nrpe_run.bed.named.tls_port}"), first
+    assert d.REAL_NAME in first and d.HOST in first, first
 
 
 def test_arguments_are_refused(nrpe_run: Run) -> None:

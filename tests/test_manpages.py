@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """man/check_imap.1 and man/notify_on_change.1 stay in sync with --help.
 
 Every option in the usage and option lines of the installed command's ``--help`` (long
@@ -111,7 +112,8 @@ def test_man_page_documents_no_removed_option(name: str) -> None:
 @pytest.mark.parametrize("name", COMMANDS)
 def test_man_page_structure(name: str) -> None:
     roff = (MAN / f"{name}.1").read_text()
-    assert re.match(rf"\.TH {name.upper()} 1 ", roff), roff[:80]
+    header = re.sub(r'\A(?:\.\\".*\n)*', "", roff)  # comments (SPDX) may come first
+    assert re.match(rf"\.TH {name.upper()} 1 ", header), roff[:80]
     for title in SECTIONS:
         section(roff, title)
     assert re.search(rf"^{name} \\- ", section(roff, "NAME"), re.M)

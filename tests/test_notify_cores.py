@@ -93,7 +93,7 @@ define contact {{
     host_notification_period        24x7
     service_notification_options    w,u,c,r
     host_notification_options       n
-    service_notification_commands   notify-service-by-notify_on_change
+    service_notification_commands   notify_on_change_service
     host_notification_commands      host-up
 }}
 define host {{

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Real Dovecot instances on loopback for the integration tests.
 
 Everything lives in one throwaway directory: a PKI made with tests/pki.py, and per
@@ -103,7 +104,8 @@ class Pki:
 
 
 def make_pki(directory: Path) -> Pki:
-    """CA plus the leaves ``localhost``, ``expired``, ``wronghost`` and ``soon``."""
+    """CA plus the leaves ``localhost``, ``expired``, ``wronghost``, ``soon`` and
+    ``imap.test`` (that name only: see ``NAMED_SPECS``)."""
     ca = pki.make_ca("check_imap dovecot test CA")
     local = ("localhost", "127.0.0.1", "::1")
     leaves = {
@@ -111,6 +113,7 @@ def make_pki(directory: Path) -> Pki:
         "expired": pki.make_leaf(ca, local, not_before=EXPIRED_FROM, not_after=EXPIRED_UNTIL),
         "wronghost": pki.make_leaf(ca, ("wrong.example.invalid",)),
         "soon": pki.make_leaf(ca, local, not_after=pki.NOW + pki.days(SOON_DAYS)),
+        pki.REAL_NAME: pki.name_only_leaf(ca),
     }
     for name, leaf in leaves.items():
         pki.write_server_files(directory, name, leaf, ())
@@ -233,6 +236,12 @@ LOGIN_SPECS = (
 )
 
 
+NAMED_SPECS = (Spec("named", pki.REAL_NAME, plain=True),)
+"""For the contrib tests: one instance (plain+STARTTLS and implicit TLS) whose certificate
+names only ``imap.test``, reached at 127.0.0.1: a check passes only when the name the
+certificate must match is passed on (``--sni``), as against a real server."""
+
+
 @dataclass(eq=False)  # identity semantics: instances live in the _RUNNING set
 class Instance:
     """One running Dovecot. ``plain_port`` is None for TLS-only instances."""
@@ -262,7 +271,7 @@ class Instance:
     @property
     def not_after(self) -> float:
         """End of the certificate's validity, as a POSIX timestamp."""
-        return self.cert.cert.not_valid_after_utc.timestamp()
+        return pki.not_after(self.cert).timestamp()
 
     @property
     def pid_file(self) -> Path:
@@ -596,6 +605,11 @@ class Dovecot:
     @property
     def soon(self) -> Instance:
         return self.instances["soon"]
+
+    @property
+    def named(self) -> Instance:
+        """The ``NAMED_SPECS`` instance (certificate for ``imap.test`` only)."""
+        return self.instances["named"]
 
     def stop(self) -> None:
         """Stop all instances in parallel (each master takes about 1 s)."""

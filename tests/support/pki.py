@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Throwaway PKI for the tests, made with cryptography: CA, intermediates, leaves.
 
 Dates, key types and sizes, signature hashes and SANs are all controllable, so the
@@ -152,6 +153,41 @@ def make_leaf(
     return Cert(cert, key)
 
 
+REAL_NAME = "imap.test"
+"""The one name of :func:`name_only_leaf`: a real-looking host name (RFC 2606 ``.test``)
+that a certificate can carry while the tests connect to 127.0.0.1."""
+
+
+def name_only_leaf(issuer: Cert, name: str = REAL_NAME, **kwargs: Any) -> Cert:
+    """A server certificate for ``name`` alone: no localhost, no 127.0.0.1, no ::1.
+
+    A check that connects to 127.0.0.1 passes against it only when it sends and
+    verifies ``name`` (``--sni``, or ``-H`` with the name): what a deployment against a
+    real server needs, and what a certificate for localhost would hide.
+    """
+    return make_leaf(issuer, (name,), **kwargs)
+
+
+def _utc(cert: Cert | x509.Certificate, attr: str) -> dt.datetime:
+    """``not_valid_*`` as an aware UTC datetime on every cryptography (``*_utc``: 42+)."""
+    x = cert.cert if isinstance(cert, Cert) else cert
+    aware: dt.datetime | None = getattr(x, f"{attr}_utc", None)
+    if aware is not None:
+        return aware
+    naive: dt.datetime = getattr(x, attr)
+    return naive.replace(tzinfo=dt.timezone.utc)
+
+
+def not_after(cert: Cert | x509.Certificate) -> dt.datetime:
+    """End of validity, aware UTC (works with cryptography older than 42 too)."""
+    return _utc(cert, "not_valid_after")
+
+
+def not_before(cert: Cert | x509.Certificate) -> dt.datetime:
+    """Start of validity, aware UTC (works with cryptography older than 42 too)."""
+    return _utc(cert, "not_valid_before")
+
+
 def write_server_files(
     directory: Path, name: str, leaf: Cert, chain: tuple[Cert, ...] = ()
 ) -> tuple[Path, Path]:
@@ -189,7 +225,7 @@ def resign_with_openssl(cert: Cert, issuer: Cert, digest: str, directory: Path) 
         )
         + "\n"
     )
-    days_left = max(1, (cert.cert.not_valid_after_utc - NOW).days)
+    days_left = max(1, (not_after(cert) - NOW).days)
     subprocess.run(
         [
             "openssl",
