@@ -39,7 +39,7 @@ NUM = r"\d+(\.\d+)?"
 def stock_or_own_templates() -> str:
     """Debian's stock templates/users/timeperiods when present, else equivalents."""
     files = ("templates.conf", "users.conf", "timeperiods.conf")
-    if all((STOCK / f).is_file() for f in files):
+    if all(d.readable_file(STOCK / f) for f in files):
         return "".join(f'include "{STOCK / f}"\n' for f in files)
     return """
 template Host "generic-host" { max_check_attempts = 3; check_command = "hostalive" }

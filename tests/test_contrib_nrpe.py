@@ -82,6 +82,7 @@ def nrpe_run(named_dovecot: Dovecot) -> Iterator[Run]:
             f" --sni {d.REAL_NAME} ",
             " ",
         )
+        text += "\n" + imaps.replace("[check_imaps]", "[check_imaps_verbose]") + " -vvv\n"
         nrpe.write(text + "\n")
         env = d.daemon_env(root)
         account = pwd.getpwnam(d.NRPE_USER)
@@ -116,6 +117,23 @@ def test_ok_line_and_exit_code(nrpe_run: Run, name: str) -> None:
         assert re.search(rf"(^| ){label}=\d", perfdata), perfdata
     if name == "check_imaps":
         assert re.search(r"cert_days=\d+;30:;10:", perfdata), perfdata
+
+
+def test_perfdata_survives_the_cut_of_long_output(nrpe_run: Run) -> None:
+    """check_nrpe (protocol v2, ``-2``) keeps 1 KiB of a plugin's output; -vvv with the
+    certificates and the transcript is longer. The perfdata is on the first line at
+    every -v, so the cut takes only detail lines."""
+    nrpe = nrpe_run.nrpe
+    argv = [str(d.CHECK_NRPE), "-2", "-H", d.HOST, "-p", str(nrpe.port), "-t", "25"]
+    result = d.run([*argv, "-c", "check_imaps_verbose"], timeout=30)
+    assert result.returncode == 0, result.stdout + nrpe.describe()
+    assert 1000 <= len(result.stdout.encode()) <= 1025, len(result.stdout)  # it was cut
+    first = result.stdout.splitlines()[0]
+    status, perfdata = first.split(" | ")
+    assert status.startswith(f"IMAP OK - {d.HOST}:{nrpe_run.bed.named.tls_port} answered"), first
+    assert re.search(r"(^| )cert_days=\d+;30:;10:", perfdata), first
+    assert re.search(rf"(^| )time_logout={NUM}s", perfdata), first
+    assert "server: " in result.stdout.splitlines()[1], result.stdout
 
 
 def test_refused_port_is_critical(nrpe_run: Run) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from support import dovecot as dc
-from support.assertions import LEAF_ONLY, chain_perf, expect, times
+from support.assertions import LEAF_ONLY, PERFDATA, chain_perf, expect, times
 from support.dovecot import Dovecot, Instance
 from support.processes import Run, run
 
@@ -161,7 +161,11 @@ def test_login_mailbox_and_quota(bed: Dovecot, quota: Instance) -> None:
 
 def test_verbose_shows_capabilities_login_mailbox_and_quota(bed: Dovecot, quota: Instance) -> None:
     result = check(*tls(bed, quota, "-u", dc.USER, "-v"))
-    expect(result, 0, rf"{tls_head(quota)}, logged in as probe, .*, {LOGOUT}")
+    expect(
+        result,
+        0,
+        rf"{tls_head(quota)}, logged in as probe, .*, {LOGOUT} \| {CERT_PERF}{inbox_perf(quota)}",
+    )
     lines = result.lines
     caps = [x for x in lines if x.startswith("capabilities: ")]
     after = [x for x in lines if x.startswith("capabilities after login: ")]
@@ -356,7 +360,8 @@ def test_logindisabled_in_clear(clear: Instance) -> None:
     expect(
         result,
         0,
-        rf"IMAP OK - {target(clear.host, clear.plain_port)} answered in {NUM}s, {LOGOUT}",
+        rf"IMAP OK - {target(clear.host, clear.plain_port)} answered in {NUM}s, {LOGOUT} \| "
+        + PLAIN_TIMES,
     )
     caps = next(x for x in result.lines if x.startswith("capabilities: "))
     assert "LOGINDISABLED" in caps.split() and "AUTH=PLAIN" not in caps.split(), caps
@@ -374,7 +379,7 @@ def test_logindisabled_missing_in_clear_warns(quota: Instance) -> None:
 
 def test_logindisabled_before_starttls_and_not_after(bed: Dovecot, clear: Instance) -> None:
     result = check(*starttls(bed, clear, "--require-logindisabled", "-v"))
-    expect(result, 0, tls_head(clear, clear.host, clear.plain_port) + rf", {LOGOUT}")
+    expect(result, 0, tls_head(clear, clear.host, clear.plain_port) + rf", {LOGOUT}{PERFDATA}")
     before = next(x for x in result.lines if x.startswith("capabilities before STARTTLS: "))
     after = next(x for x in result.lines if x.startswith("capabilities: "))
     assert {"STARTTLS", "LOGINDISABLED"} <= set(before.split()), before
@@ -456,7 +461,7 @@ def test_all_addresses_both_listening_with_login(
         0,
         rf"IMAP OK - localhost:{quota.tls_port} OK on 127\.0\.0\.1, ::1, TLSv1\.3, certificate "
         rf"'localhost' expires {expires}, logged in as probe, 'INBOX' {dc.MESSAGES} messages "
-        rf"\({dc.NEW_MESSAGES} unseen\), quota {re.escape(QUOTA_PERCENT)}% used, {LOGOUT}",
+        rf"\({dc.NEW_MESSAGES} unseen\), quota {re.escape(QUOTA_PERCENT)}% used, {LOGOUT}{PERFDATA}",
     )
     assert f"address v4_1: 127.0.0.1:{quota.tls_port}" in result.lines
     assert f"address v6_1: [::1]:{quota.tls_port}" in result.lines
@@ -478,7 +483,7 @@ def test_all_addresses_both_listening_with_login(
         + [times(*both, steps=("connect", "greeting", "login", "logout", "mailbox", "tls"))]
         + [f"unseen_{a}={dc.NEW_MESSAGES};;;0" for a in both]
     )
-    assert re.fullmatch(rf"\| {expected}", result.lines[-1]), result.lines[-1]
+    assert re.fullmatch(rf"\| {expected}", result.perfdata), result.first_line
 
 
 @pytest.mark.skipif(dc.dual_stack_prefix() is None, reason=dc.NO_DUAL_STACK)

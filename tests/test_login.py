@@ -18,7 +18,7 @@ from typing import Callable
 import pytest
 
 from support import dovecot as dc
-from support.assertions import assert_redacted, chain_perf, expect, times
+from support.assertions import PERFDATA, assert_redacted, chain_perf, expect, times
 from support.fakeserver import Conn, FakeServer, Script, serve, server_context
 from support.pki import make_ca, make_leaf, write_ca, write_server_files
 from support.processes import Run, run
@@ -149,7 +149,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
 def test_authenticate_plain_with_sasl_ir_quota_and_redaction() -> None:
     with serve(mail_server("IMAP4rev1 SASL-IR AUTH=PLAIN", sasl_ir_login)) as srv:
         result = check(srv.port, *login_args("--quota-warning", "80", "-vvv"))
-    expect(result, 0, ok_login(srv.port, OK_INBOX.split(r" \| ")[0]))
+    expect(result, 0, ok_login(srv.port, OK_INBOX))
     assert "login: probe via AUTHENTICATE PLAIN" in result.lines
     assert "C: a1 AUTHENTICATE PLAIN [credentials redacted]" in result.lines
     assert (
@@ -169,7 +169,7 @@ def test_authenticate_plain_without_sasl_ir_waits_for_the_continuation() -> None
 
     with serve(mail_server("IMAP4rev1 AUTH=PLAIN", login)) as srv:
         result = check(srv.port, *login_args("-vvv"))
-    expect(result, 0, ok_login(srv.port, OK_INBOX.split(r" \| ")[0]))
+    expect(result, 0, ok_login(srv.port, OK_INBOX))
     transcript = result.lines[result.lines.index("transcript:") + 1 :]
     assert transcript[1:4] == [
         "C: a1 AUTHENTICATE PLAIN",
@@ -192,7 +192,7 @@ def test_login_command_quotes_the_password_and_redacts_it() -> None:
 
     with serve(mail_server("IMAP4rev1", login)) as srv:
         result = check(srv.port, *login_args("-vvv"), password=QUOTED_PASSWORD)
-    expect(result, 0, ok_login(srv.port, OK_INBOX.split(r" \| ")[0]))
+    expect(result, 0, ok_login(srv.port, OK_INBOX))
     assert "login: probe via LOGIN" in result.lines
     assert 'C: a1 LOGIN "probe" [password redacted]' in result.lines
     assert_redacted(result, QUOTED_PASSWORD, 'pa\\"ss\\\\word', "pa/")
@@ -214,7 +214,7 @@ def test_login_command_sends_a_non_ascii_password_as_a_literal(literal_plus: boo
     caps = "IMAP4rev1 LITERAL+" if literal_plus else "IMAP4rev1"
     with serve(mail_server(caps, login)) as srv:
         result = check(srv.port, *login_args("-vvv"), password=LITERAL_PASSWORD)
-    expect(result, 0, ok_login(srv.port, OK_INBOX.split(r" \| ")[0]))
+    expect(result, 0, ok_login(srv.port, OK_INBOX))
     assert_redacted(result, LITERAL_PASSWORD, "p?ssw", "p\\xe4ssw")
 
 
@@ -398,13 +398,14 @@ def test_mailbox_names_quoted_modified_utf7_and_literals_in_replies() -> None:
             srv.port,
             r"'Sent \"Items\"\\old' 2 messages \(2 unseen\), quota 50\.0% used, "
             rf"'Entwürfe & Co' 0 messages \(0 unseen\), {LOGOUT}",  # one root: said once
-        ),
+        )
+        + PERFDATA,
     )
     assert (
         "mailbox 'Entwürfe & Co': 0 messages, 0 recent, 0 unseen, EXAMINE saw 0; "
         "quota root 'root': STORAGE 512/1024"
     ) in result.lines
-    perf = result.lines[-1]
+    perf = result.perfdata
     assert re.fullmatch(
         r"\| messages_Entw_rfe___Co=0;;;0 messages_Sent__Items__old=2;;;0 "
         r"quota_storage_Sent__Items__old=524288B;;;0;1048576 "  # one quota root: once
@@ -513,7 +514,7 @@ def test_password_file_first_line_is_used(tmp_path: Path) -> None:
         result = check(
             srv.port, *login_args("--password-file", str(secret), "-vvv"), password="wrong"
         )
-    expect(result, 0, ok_login(srv.port, OK_INBOX.split(r" \| ")[0]))
+    expect(result, 0, ok_login(srv.port, OK_INBOX))
     assert_redacted(result, PASSWORD, plain_token(), "second line")
 
 
@@ -696,10 +697,10 @@ def test_require_logindisabled_with_starttls(
         )
     else:
         line = rf"IMAP WARNING - {target(srv.port, 'localhost')}: {re.escape(text)}"
-    expect(result, rc, line)
+    expect(result, rc, line + PERFDATA)
     assert f"capabilities before STARTTLS: {before.upper()}" in result.lines
     assert f"capabilities: {after.upper()}" in result.lines
-    assert re.fullmatch(rf"\| {STARTTLS_PERF}", result.lines[-1]), result.lines[-1]
+    assert re.fullmatch(rf"\| {STARTTLS_PERF}", result.perfdata), result.first_line
 
 
 def test_capability_policy_sees_capabilities_added_by_login() -> None:
@@ -764,11 +765,11 @@ def test_all_addresses_names_the_refusing_address(dual_localhost: dict[str, str]
         every,
         2,
         rf"IMAP CRITICAL - localhost:{srv.port}: OK on 127\.0\.0\.1, "
-        r"CRITICAL on ::1: connection refused",
+        r"CRITICAL on ::1: connection refused" + PERFDATA,
     )
     assert f"address v4_1: 127.0.0.1:{srv.port}" in every.lines
     assert f"address v6_1: [::1]:{srv.port}" in every.lines
-    assert re.fullmatch(rf"\| {times('v4_1')}", every.lines[-1]), every.lines[-1]
+    assert re.fullmatch(rf"\| {times('v4_1')}", every.perfdata), every.first_line
     # Without --all-addresses the first address that works is enough, as before.
     expect(
         first,

@@ -289,7 +289,9 @@ def test_monit_connection_event_and_explicit_key(n: Notifier) -> None:
 
 
 def test_unrecognisable_environment(n: Notifier) -> None:
+    # What Nagios gives without enable_environment_macros=1: the hint names the setting.
     _only_error(n.run(*n.command()), "no state: use --check or --state")
+    _only_error(n.run(*n.command()), "set enable_environment_macros=1 in nagios.cfg")
     _only_error(
         n.run(*n.command(), env={"SERVICESTATE": "PENDING", "HOSTNAME": "h", "SERVICEDESC": "s"}),
         "unrecognised state 'PENDING' from Icinga 2",

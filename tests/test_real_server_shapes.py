@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 
 from check_imap.mailpolicy import mailbox_labels
-from support.assertions import NUM, expect, times
+from support.assertions import NUM, PERFDATA, expect, times
 from support.fakeserver import Conn, serve, server_context
 from support.pki import make_ca, make_leaf, write_ca, write_server_files
 from support.processes import Run, run
@@ -167,6 +167,6 @@ def test_tls_options_on_a_plain_check_are_ignored_with_a_note(
 
     with serve(greet) as srv:
         result = check(srv.port, "--ca-file", ca, "--sni", "imap.test", "-v")
-    expect(result, 0, rf"IMAP OK - 127\.0\.0\.1:{srv.port} answered in {NUM}s, {LOGOUT}")
+    expect(result, 0, rf"IMAP OK - 127\.0\.0\.1:{srv.port} answered in {NUM}s, {LOGOUT}{PERFDATA}")
     assert "note: --sni, --ca-file ignored: a plain check uses no TLS" in result.lines
-    assert re.fullmatch(rf"\| {times('')}", result.lines[-1]), result.lines[-1]
+    assert re.fullmatch(rf"\| {times('')}", result.perfdata), result.first_line

@@ -30,6 +30,8 @@ def assert_redacted(result: Run, *secrets: str) -> None:
 
 
 NUM = r"\d+\.\d+"
+PERFDATA = r" \| \S+=\S.*"
+"""The perfdata on the first line, for a test that checks it separately (``Run.perfdata``)."""
 PLAIN_STEPS = ("connect", "greeting", "logout")
 
 

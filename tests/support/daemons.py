@@ -89,6 +89,15 @@ def require_root(what: str) -> None:
         pytest.skip(f"{what} needs root (it switches to the {NRPE_USER} user)")
 
 
+def readable_file(path: Path) -> bool:
+    """A regular file we may read; False, not PermissionError, under a directory we
+    cannot enter (Debian's /etc/icinga2 is 0750 nagios:nagios for a non-root user)."""
+    try:
+        return path.is_file() and os.access(path, os.R_OK)
+    except PermissionError:
+        return False
+
+
 def world_dir(prefix: str) -> Path:
     """A fresh directory any user may traverse (pytest's tmp dirs are 0700)."""
     path = Path(tempfile.mkdtemp(prefix=f"check-imap-{prefix}-"))

@@ -744,7 +744,9 @@ def dual_stack_prefix() -> tuple[str, ...] | None:
     if localhost_dual_stack():
         found = ()
     elif os.geteuid() == 0 and shutil.which("unshare") and shutil.which("getent"):
-        hosts = Path(tempfile.mkdtemp(prefix="check-imap-hosts-")) / "hosts"
+        scratch = tempfile.mkdtemp(prefix="check-imap-hosts-")
+        atexit.register(shutil.rmtree, scratch, True)  # lives as long as the cached prefix
+        hosts = Path(scratch) / "hosts"
         hosts.write_text("127.0.0.1 localhost\n::1 localhost\n")
         hosts.chmod(0o644)
         prefix = (

@@ -39,6 +39,12 @@ class Run:
     def lines(self) -> list[str]:
         return self.out.splitlines()
 
+    @property
+    def perfdata(self) -> str:
+        """``| perfdata`` from the first line (where it is at every -v), or ""."""
+        _status, bar, perf = self.first_line.partition(" | ")
+        return f"| {perf}" if bar else ""
+
 
 def run(
     name: str,

@@ -27,6 +27,28 @@ def rank(state: nagiosplugin.ServiceState) -> int:
     return RANK[int(state)]
 
 
+def render(check: nagiosplugin.Check, verbose: int) -> str:
+    """``IMAP STATE - summary | perfdata``, then the -v lines.
+
+    The perfdata stays on the first line at every -v (the plugin guidelines allow long
+    text after it), so a consumer that keeps only the first line or cuts the output
+    (NRPE: 1 KiB) still gets it. Each line passes ``sanitize`` once more, unbounded, so
+    no server text, ``|`` or password reaches stdout whatever a caller forgot.
+    """
+    line = f"{check.name} {str(check.state).upper()} - {clean(check.summary_str)}"
+    if check.perfdata:
+        line += " | " + " ".join(check.perfdata)
+    lines = [line]
+    if verbose:
+        detail = check.verbose_str
+        lines.extend(clean(text) for text in ([detail] if isinstance(detail, str) else detail))
+    return "\n".join(lines) + "\n"
+
+
+def clean(text: str) -> str:
+    return sanitize(text, max(len(text), 1))
+
+
 class ImapCheck(nagiosplugin.Check):
     """A Check whose overall state puts CRITICAL above UNKNOWN (see RANK)."""
 

@@ -25,15 +25,20 @@ MAX_COUNT = 1_000_000
 EPILOG = """\
 examples:
   # monit / cron / NRPE: wrap the check; its output and exit code pass through
-  notify_on_change --check '/usr/lib/nagios/plugins/check_imap -H mail.example' \\
+  notify_on_change --check '/opt/check_imap/bin/check_imap -H mail.example --tls' \\
       --confirm 2 --remind 4h -- /usr/local/bin/sms '{type} {key} is {state}: {message}'
 
-  # monit exec action (state from MONIT_EVENT, MONIT_PROGRAM_STATUS, MONIT_SERVICE)
-  if status != 0 then exec "/usr/local/bin/notify_on_change -- /usr/local/bin/mailme"
-      else if succeeded then exec "/usr/local/bin/notify_on_change -- /usr/local/bin/mailme"
+  # monit (state from MONIT_EVENT, MONIT_PROGRAM_STATUS, MONIT_SERVICE); "repeat"
+  # makes monit call on every failing cycle, which also retries a failed send
+  if status != 0 then exec "/opt/check_imap/bin/notify_on_change -- /usr/local/bin/mailme"
+      repeat every 1 cycle
+      else if succeeded then exec "/opt/check_imap/bin/notify_on_change -- /usr/local/bin/mailme"
 
-  # Icinga 2 / Nagios notification command: dedupe and cap at 10 per hour overall
-  notify_on_change --max 10 --per 1h -- /etc/icinga2/scripts/mail-service-notification.sh
+  # Icinga 2 / Nagios: dedupe and cap at 10 per hour overall; Debian's stock mail script
+  # needs its options (contrib/icinga2/notifications.conf passes them from macros)
+  notify_on_change --max 10 --per 1h -- /etc/icinga2/scripts/mail-service-notification.sh \\
+      -d "$LONGDATETIME" -e "$SERVICENAME" -l "$HOSTNAME" -n "$HOSTDISPLAYNAME" \\
+      -u "$SERVICEDISPLAYNAME" -r "$USEREMAIL" -t '{type}' -s '{state}' -o '{message}'
 
   # explicit state and key, flap detection
   notify_on_change --state "$RESULT" --key backup --flap -- logger -t backup '{message}'

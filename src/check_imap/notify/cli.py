@@ -165,7 +165,8 @@ def _observe_given(args: Args, command: list[str], env_info: EnvInfo | None) -> 
     elif env_info is None:
         raise UsageError(
             "no state: use --check or --state, or run from monit (MONIT_EVENT), Nagios "
-            "(NAGIOS_SERVICESTATE) or Icinga 2 (SERVICESTATE/HOSTSTATE in env)"
+            "(NAGIOS_SERVICESTATE: set enable_environment_macros=1 in nagios.cfg) or "
+            "Icinga 2 (SERVICESTATE/HOSTSTATE in env)"
         )
     elif env_info.skip:
         if args.verbose:
