@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -24,12 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from support.tree import copy_tree
+
 pytestmark = pytest.mark.build
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = (REPO / "pyproject.toml").read_text()
 SDIST_DIRS = ("contrib", "docs", "man", "tests")
-NOT_SOURCE = (".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
 SDIST_FILES = ("LICENSE", "CHANGELOG.md", "README.md", "constraints-min.txt", "pyproject.toml")
 
 
@@ -41,7 +41,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     # A copy: the build writes build/ and *.egg-info into its source tree, and another
     # pytest-xdist worker or interpreter may be building at the same time.
     tree = tmp_path_factory.mktemp("tree") / "check_imap"
-    shutil.copytree(REPO, tree, ignore=shutil.ignore_patterns(*NOT_SOURCE), symlinks=True)
+    copy_tree(tree)
     result = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(tree)],
         capture_output=True,
@@ -101,7 +101,7 @@ def test_sdist_metadata_has_the_spdx_license(dists: tuple[Path, Path]) -> None:
     assert re.search(r"^Requires-Dist: nagiosplugin>=1\.3\.2$", pkg_info, re.M), pkg_info[:600]
 
 
-def test_sdist_test_suite_collects(dists: tuple[Path, Path], tmp_path: Path) -> None:
+def test_sdist_test_suite_collects_and_passes(dists: tuple[Path, Path], tmp_path: Path) -> None:
     """Its helpers (tests/support) are in the sdist: the suite imports and collects."""
     with tarfile.open(dists[0]) as tar:
         if hasattr(tarfile, "data_filter"):  # 3.12, and the 3.9-3.11 security releases
@@ -120,6 +120,19 @@ def test_sdist_test_suite_collects(dists: tuple[Path, Path], tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     collected = re.search(r"^(\d+) tests? collected", result.stdout, re.M)
     assert collected and int(collected.group(1)) > 300, result.stdout[-500:]
+    # and its pure tests pass there: the protocol core's transcripts and the step table
+    pure = ["tests/test_protocol.py", "tests/test_protocol_transcripts.py", "tests/test_steps.py"]
+    passed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pure],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert passed.returncode == 0, passed.stdout[-3000:] + passed.stderr[-3000:]
+    count = re.search(r"^(\d+) passed", passed.stdout.splitlines()[-1])
+    assert count and int(count.group(1)) > 50, passed.stdout[-500:]
 
 
 def test_wheel_installs_man_pages_and_contrib(dists: tuple[Path, Path]) -> None:

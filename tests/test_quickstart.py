@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from check_imap import __version__
+from support.tree import copy_tree
 
 pytestmark = pytest.mark.build
 
 REPO = Path(__file__).resolve().parents[1]
-NOT_SOURCE = (".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
 
 
 def install_line() -> str:
@@ -44,7 +44,7 @@ def test_readme_install_line_works_as_written(tmp_path: Path) -> None:
     assert line.startswith("apt-get install -y python3-venv && /usr/bin/python3 -m venv "), line
     prefix = tmp_path / "opt" / "check_imap"
     tree = tmp_path / "clone"
-    shutil.copytree(REPO, tree, ignore=shutil.ignore_patterns(*NOT_SOURCE), symlinks=True)
+    copy_tree(tree)
     command = line.split("#", 1)[0].replace("/opt/check_imap", str(prefix))
     result = subprocess.run(
         ["bash", "-euc", command],
