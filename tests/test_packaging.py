@@ -170,11 +170,18 @@ def test_license_is_mit_with_an_spdx_expression() -> None:
 
 
 def test_lint_and_type_tools_are_pinned_exactly() -> None:
-    extra = PYPROJECT.split("test = [", 1)[1].split("]", 1)[0]
+    def extra(name: str) -> str:
+        found = re.search(rf"^{name} = \[\n(.*?)^\]", PYPROJECT, re.M | re.S)
+        assert found, f"no {name} extra"
+        return found.group(1)
+
+    test, runner = extra("test"), extra("pytest")
+    assert '"check_imap[pytest]"' in test  # the main run has everything the matrix has
     for tool in ("ruff", "mypy"):
-        assert re.search(rf'"{tool}==[0-9.]+[";]', extra), f"{tool} is not pinned with =="
-    for tool in ("hypothesis", "trustme", "import-linter"):
-        assert re.search(rf'"{tool}[>=]', extra), f"{tool} is not in the test extra"
+        assert re.search(rf'"{tool}==[0-9.]+[";]', test), f"{tool} is not pinned with =="
+    assert re.search(r'"import-linter[>=]', test), "import-linter is not in the test extra"
+    for tool in ("pytest", "pytest-xdist", "hypothesis", "trustme"):
+        assert re.search(rf'"{tool}[>=]', runner), f"{tool} is not in the pytest extra"
 
 
 def test_man_page_documents_every_environment_variable_read() -> None:
