@@ -182,6 +182,10 @@ class Store(StateFile):
     def commit(self) -> None:
         self.db.execute("COMMIT")
 
+    def durable(self, full: bool) -> None:
+        """Whether a commit waits for the disk (fsync), or only an OS crash may undo it."""
+        self.db.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+
     def rollback(self) -> None:
         if self._db is not None and self._db.in_transaction:
             self._db.execute("ROLLBACK")
