@@ -1,8 +1,10 @@
 """notify_on_change: run a notification command only when something changed.
 
-cli (arguments, output), sources (what monit, Nagios and Icinga 2 pass in), policy
-(pure decisions), store (SQLite state), engine (claims, sends, the outbox) and
-children (the processes it runs). Stdlib only, and few imports at start-up: monit or
+cli (the main run, output), args (the arguments and what monit, Nagios and Icinga 2
+pass in through the environment; usage has the argparse side, loaded only for --help
+and unusual arguments), policy (pure decisions), store and files (SQLite state),
+engine (claims, sends, the outbox), children (the processes it runs) and admin
+(status, forget, flush). Stdlib only, and few imports at start-up: monit or
 cron may call this every cycle, and the usual "nothing changed" run must cost little
 more than starting Python.
 """

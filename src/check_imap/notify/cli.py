@@ -6,8 +6,14 @@ import os
 import sys
 
 from check_imap.notify import Interrupted, StateError, UsageError, engine, policy
-from check_imap.notify.args import Args, finite_number, parse_main
-from check_imap.notify.sources import EnvInfo, check_key, from_environment
+from check_imap.notify.args import (
+    Args,
+    EnvInfo,
+    check_key,
+    finite_number,
+    from_environment,
+    parse_main,
+)
 from check_imap.notify.store import Store, Template, default_path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)

@@ -17,7 +17,6 @@ import time
 
 from check_imap.notify import Interrupted, policy
 from check_imap.notify.store import Entry, Store, Template, enc
-from check_imap.text import argv_safe
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,13 +27,22 @@ OUTBOX_BATCH = 10  # due entries of other keys an ordinary run delivers at most
 SENT, FAILED = 0, 1  # exit codes: nothing due or sent / failed and queued
 
 
+def _argv_safe(text: str) -> str:
+    """text.argv_safe, imported only when there is a NUL to replace: most runs have none."""
+    if "\0" not in text:
+        return text
+    from check_imap.text import argv_safe
+
+    return argv_safe(text)
+
+
 class Observation:
     __slots__ = ("core_change", "core_problem", "message", "state")
 
     def __init__(
         self, state: str, message: str, core_change: float = 0.0, core_problem: bool = False
     ) -> None:
-        self.state, self.message = state, argv_safe(message)
+        self.state, self.message = state, _argv_safe(message)
         self.core_change, self.core_problem = core_change, core_problem
 
 
@@ -67,7 +75,7 @@ def template(command: list[str], message: str, timeout: float, opts: policy.Opti
     """What this run would send with; stored so that later runs can send for the key."""
     env = b"\0".join(k + b"=" + v for k, v in os.environb.items() if not k.startswith(b"NOTIFY_"))
     return Template(
-        command, env, argv_safe(message), timeout, opts.remind, opts.budget_max, opts.budget_per
+        command, env, _argv_safe(message), timeout, opts.remind, opts.budget_max, opts.budget_per
     )
 
 
@@ -80,15 +88,15 @@ def _entry(note: policy.Notification, tpl: Template, now: float, upto: int) -> E
     from check_imap.notify.children import expand
 
     values = {
-        "key": argv_safe(note.key),
+        "key": _argv_safe(note.key),
         "state": note.state,
         "previous": note.previous,
         "type": note.type,
         "message": tpl.message,
         "since": iso(note.since),
-        "suppressed": argv_safe(note.suppressed),
+        "suppressed": _argv_safe(note.suppressed),
     }
-    argv = b"\0".join(enc(argv_safe(expand(arg, values))) for arg in tpl.command)
+    argv = b"\0".join(enc(_argv_safe(expand(arg, values))) for arg in tpl.command)
     extra = {f"NOTIFY_{name.upper()}": value for name, value in values.items()}
     extra["NOTIFY_PREVIOUS_STATE"] = extra.pop("NOTIFY_PREVIOUS")
     env = b"\0".join([tpl.env, *(enc(f"{k}={v}") for k, v in extra.items())]).lstrip(b"\0")
