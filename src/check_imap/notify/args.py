@@ -7,8 +7,6 @@ to argparse (usage.py), which explains it. argparse with re, gettext and locale 
 about as much as the rest of a no-change run, so the common case does without it.
 """
 
-from __future__ import annotations
-
 import os
 
 from check_imap.notify import policy
@@ -90,15 +88,15 @@ def state_arg(text: str) -> str:
 class Args:
     """The parsed options of a main run (what argparse's Namespace would hold)."""
 
-    check: str | None
-    state: str | None
-    key: str | None
-    message: str | None
-    state_file: str | None
+    check: "str | None"
+    state: "str | None"
+    key: "str | None"
+    message: "str | None"
+    state_file: "str | None"
     confirm: int
     remind: float
-    max: int | None
-    per: float | None
+    max: "int | None"
+    per: "float | None"
     flap: bool
     command_timeout: float
     retries: int
@@ -106,18 +104,18 @@ class Args:
     lock_timeout: float
     verbose: bool
 
-    def __init__(self, **values: Any) -> None:
+    def __init__(self, **values: "Any") -> None:
         self.__dict__.update(values)
 
 
-_DEFAULTS: dict[str, Any] = {
+_DEFAULTS: "dict[str, Any]" = {
     "check": None, "state": None, "key": None, "message": None, "state_file": None,
     "confirm": 1, "remind": 0.0, "max": None, "per": None, "flap": False,
     "command_timeout": 30.0, "retries": 2, "check_timeout": 60.0, "lock_timeout": 10.0,
     "verbose": False,
 }  # fmt: skip
 _FLAGS = {"--flap": "flap", "-v": "verbose", "--verbose": "verbose"}
-_VALUES: dict[str, tuple[str, Callable[[str], Any]]] = {
+_VALUES: "dict[str, tuple[str, Callable[[str], Any]]]" = {
     "--check": ("check", str),
     "--state": ("state", state_arg),
     "--key": ("key", str),
@@ -134,7 +132,7 @@ _VALUES: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-def quick_parse(argv: list[str]) -> Args | None:
+def quick_parse(argv: list[str]) -> "Args | None":
     """The options the way callers write them; None for anything argparse must judge."""
     values = dict(_DEFAULTS)
     i = 0
@@ -160,7 +158,7 @@ def quick_parse(argv: list[str]) -> Args | None:
     return Args(**values)
 
 
-def parse_main(argv: list[str]) -> Args:
+def parse_main(argv: list[str]) -> "Args":
     quick = quick_parse(argv)
     if quick is not None:
         return quick
@@ -207,7 +205,7 @@ class EnvInfo:
         self.core_change = core_change  # the core's last state change (epoch), 0 unknown
 
     @property
-    def state(self) -> str | None:
+    def state(self) -> "str | None":
         return policy.parse_state(self.raw_state)
 
 
@@ -236,7 +234,7 @@ def epoch(text: str) -> float:
     return policy.moment(float(value))
 
 
-def from_environment(env: Mapping[str, str]) -> EnvInfo | None:
+def from_environment(env: "Mapping[str, str]") -> "EnvInfo | None":
     """The first recognised source: monit exec, Nagios macros, Icinga 2 env; else None."""
     event, status = env.get("MONIT_EVENT", ""), env.get("MONIT_PROGRAM_STATUS", "")
     if event or status:

@@ -10,8 +10,6 @@ parallel. A run that dies mid-send leaves a claim whose lease runs out, and whoe
 comes next (any key, or `flush`) sends it again: at least once, never lost.
 """
 
-from __future__ import annotations
-
 import os
 import time
 
@@ -51,10 +49,10 @@ class Context:
 
     def __init__(
         self,
-        store: Store,
-        clock: Callable[[], float],
-        warn: Callable[[str], None],
-        opts: policy.Options,
+        store: "Store",
+        clock: "Callable[[], float]",
+        warn: "Callable[[str], None]",
+        opts: "policy.Options",
         retries: int = 2,
         verbose: bool = False,
         quiet: bool = False,
@@ -67,11 +65,13 @@ class Context:
 class Claim:
     __slots__ = ("entry", "kind", "slot", "state", "upto")
 
-    def __init__(self, entry: Entry, kind: str, state: str, slot: int, upto: int) -> None:
+    def __init__(self, entry: "Entry", kind: str, state: str, slot: int, upto: int) -> None:
         self.entry, self.kind, self.state, self.slot, self.upto = entry, kind, state, slot, upto
 
 
-def template(command: list[str], message: str, timeout: float, opts: policy.Options) -> Template:
+def template(
+    command: list[str], message: str, timeout: float, opts: "policy.Options"
+) -> "Template":
     """What this run would send with; stored so that later runs can send for the key."""
     env = b"\0".join(k + b"=" + v for k, v in os.environb.items() if not k.startswith(b"NOTIFY_"))
     return Template(
@@ -84,7 +84,7 @@ def iso(moment: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value)) if value else ""
 
 
-def _entry(note: policy.Notification, tpl: Template, now: float, upto: int) -> Entry:
+def _entry(note: "policy.Notification", tpl: "Template", now: float, upto: int) -> "Entry":
     from check_imap.notify.children import expand
 
     values = {
@@ -103,7 +103,7 @@ def _entry(note: policy.Notification, tpl: Template, now: float, upto: int) -> E
     return Entry(note.key, note.sig, argv, env, tpl.timeout, now, due_at=now, summary_upto=upto)
 
 
-def _arm(ctx: Context) -> None:
+def _arm(ctx: "Context") -> None:
     """What a send needs, done outside any transaction and once per run: importing
     ``signal`` (and, without the console script's ``re``, ``enum``) inside BEGIN
     IMMEDIATE held the write lock for tens of ms, and 50 concurrent runs queued up
@@ -118,8 +118,8 @@ _NOT_ARMED = "not armed"
 
 
 def _claim(
-    ctx: Context, key: str, obs: Observation | None, make_tpl: Callable[[], Template] | None
-) -> tuple[Claim | None, str]:
+    ctx: "Context", key: str, obs: "Observation | None", make_tpl: "Callable[[], Template] | None"
+) -> "tuple[Claim | None, str]":
     """One short transaction: observe, decide, and claim the send if one is due."""
     if not ctx.armed and (obs is None or _may_send(ctx, key, obs)):
         _arm(ctx)
@@ -131,7 +131,7 @@ def _claim(
     raise AssertionError("unreachable: armed after the first round")
 
 
-def _may_send(ctx: Context, key: str, obs: Observation) -> bool:
+def _may_send(ctx: "Context", key: str, obs: "Observation") -> bool:
     """Whether this observation would make a notification due, judged on a read
     without the write lock (WAL readers never wait). Only a hint: the transaction
     decides, and if it finds a send due after all it arms and runs once more."""
@@ -143,8 +143,8 @@ def _may_send(ctx: Context, key: str, obs: Observation) -> bool:
 
 
 def _try_claim(
-    ctx: Context, key: str, obs: Observation | None, make_tpl: Callable[[], Template] | None
-) -> tuple[Claim | None, str]:
+    ctx: "Context", key: str, obs: "Observation | None", make_tpl: "Callable[[], Template] | None"
+) -> "tuple[Claim | None, str]":
     store = ctx.store
     now = ctx.clock()
     store.begin()
@@ -212,7 +212,7 @@ def _try_claim(
     return claim, reason
 
 
-def _send(ctx: Context, claim: Claim) -> str:
+def _send(ctx: "Context", claim: "Claim") -> str:
     """Run the claimed command, with --retries quick retries inside its timeout."""
     from check_imap.notify.children import run_command
 
@@ -238,7 +238,7 @@ def _send(ctx: Context, claim: Claim) -> str:
     return error
 
 
-def _record(ctx: Context, claim: Claim, error: str) -> float:
+def _record(ctx: "Context", claim: "Claim", error: str) -> float:
     """The second short transaction; returns the back-off when the send failed."""
     store = ctx.store
     key = claim.entry.key
@@ -273,10 +273,10 @@ def _record(ctx: Context, claim: Claim, error: str) -> float:
 
 
 def settle(
-    ctx: Context,
+    ctx: "Context",
     key: str,
-    obs: Observation | None = None,
-    tpl: Callable[[], Template] | None = None,
+    obs: "Observation | None" = None,
+    tpl: "Callable[[], Template] | None" = None,
 ) -> int:
     """Observe (when given), then send what is due for the key until nothing is."""
     code = SENT
@@ -316,7 +316,7 @@ def settle(
     return code
 
 
-def flush(ctx: Context, limit: int, seconds: float, exclude: str = "") -> int:
+def flush(ctx: "Context", limit: int, seconds: float, exclude: str = "") -> int:
     """Deliver due outbox entries (other than ``exclude``'s) for at most ``seconds``.
     Returns how many are still failing."""
     start = time.monotonic()
@@ -336,7 +336,7 @@ def flush(ctx: Context, limit: int, seconds: float, exclude: str = "") -> int:
     return failed
 
 
-def pending(store: Store, now: float) -> list[dict[str, object]]:
+def pending(store: "Store", now: float) -> list[dict[str, object]]:
     """The outbox for `status`."""
     out = []
     for e in store.entries():

@@ -9,8 +9,6 @@ our database, nor a version-1 JSON state file (imported once, the JSON kept as
 and O_NONBLOCK, fstat-ed regular, owned by us, not world-writable, read in bounds.
 """
 
-from __future__ import annotations
-
 import os
 import sqlite3
 import stat
@@ -48,7 +46,7 @@ SQL_INSERT_KEY = f"INSERT INTO keys(key, {_KEYS}) VALUES ({_MARKS})"  # noqa: S6
 KEEP_SENT = 1000  # send times kept for the budget when no --per prunes them
 
 
-def default_path(environ: Mapping[str, str], euid: int, name: str = "state.db") -> str:
+def default_path(environ: "Mapping[str, str]", euid: int, name: str = "state.db") -> str:
     """$NOTIFY_ON_CHANGE_STATE, /var/lib/... for root, else the XDG state directory."""
     explicit = environ.get("NOTIFY_ON_CHANGE_STATE", "")
     if explicit:
@@ -71,7 +69,7 @@ def dec(data: object) -> str:
     return data if isinstance(data, str) else ""
 
 
-def reason(exc: OSError) -> str:
+def reason(exc: "OSError") -> str:
     return exc.strerror or str(exc)
 
 
@@ -106,7 +104,7 @@ class StateFile:
         if not os.access(self.directory, os.W_OK | os.X_OK):
             raise StateError(f"state directory {self.directory} is not writable")
 
-    def open(self, now: float, warn: Callable[[str], None], legacy: str | None = None) -> None:
+    def open(self, now: float, warn: "Callable[[str], None]", legacy: "str | None" = None) -> None:
         """Open our database at the path, creating it, or importing a version-1 JSON file
         (at the path, or at ``legacy``, the old default); refuse anything else."""
         self.prepare()
@@ -134,7 +132,7 @@ class StateFile:
                 os.close(fd)
         raise StateError(f"state file {self.path} keeps changing under us; giving up")
 
-    def _inspect(self, path: str) -> tuple[int, os.stat_result | None, bytes]:
+    def _inspect(self, path: str) -> "tuple[int, os.stat_result | None, bytes]":
         """(fd, stat, first bytes) of the file at ``path``; (-1, None, b"") if missing."""
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
@@ -170,13 +168,13 @@ class StateFile:
         return fd, st, head
 
     @staticmethod
-    def _check_owner(st: os.stat_result, path: str) -> None:
+    def _check_owner(st: "os.stat_result", path: str) -> None:
         if st.st_uid != os.geteuid():
             raise StateError(f"refusing {path}: owned by uid {st.st_uid}, not by this user")
         if st.st_mode & 0o002:
             raise StateError(f"refusing {path}: it is world-writable")
 
-    def _connect(self, st: os.stat_result | None) -> bool:
+    def _connect(self, st: "os.stat_result | None") -> bool:
         for suffix in ("-wal", "-shm"):
             try:
                 side = os.lstat(self.path + suffix)
@@ -206,7 +204,9 @@ class StateFile:
             raise sqlite3.DatabaseError(f"schema version {version}")  # recover() handles it
         return True
 
-    def recover(self, exc: sqlite3.DatabaseError, now: float, warn: Callable[[str], None]) -> None:
+    def recover(
+        self, exc: "sqlite3.DatabaseError", now: float, warn: "Callable[[str], None]"
+    ) -> None:
         """After a database error: a corrupt database is moved aside and started afresh."""
         from check_imap.notify import create
 
@@ -216,7 +216,7 @@ class StateFile:
     def is_open(self) -> bool:
         return self._db is not None
 
-    def attach(self, db: sqlite3.Connection) -> None:
+    def attach(self, db: "sqlite3.Connection") -> None:
         self._db = db
 
     def close(self) -> None:
