@@ -121,7 +121,10 @@ def _claim(
     ctx: "Context", key: str, obs: "Observation | None", make_tpl: "Callable[[], Template] | None"
 ) -> "tuple[Claim | None, str]":
     """One short transaction: observe, decide, and claim the send if one is due."""
-    if not ctx.armed and (obs is None or _may_send(ctx, key, obs)):
+    look = _SEND if obs is None else _look(ctx, key, obs)
+    if look is _QUIET:
+        return None, "nothing to do"
+    if look is _SEND and not ctx.armed:
         _arm(ctx)
     for _ in range(2):
         claim, reason = _try_claim(ctx, key, obs, make_tpl)
@@ -131,15 +134,31 @@ def _claim(
     raise AssertionError("unreachable: armed after the first round")
 
 
-def _may_send(ctx: "Context", key: str, obs: "Observation") -> bool:
-    """Whether this observation would make a notification due, judged on a read
-    without the write lock (WAL readers never wait). Only a hint: the transaction
-    decides, and if it finds a send due after all it arms and runs once more."""
-    ks, _ = ctx.store.load(key)
+_QUIET, _WRITE, _SEND = "quiet", "write", "send"
+
+
+def _look(ctx: "Context", key: str, obs: "Observation") -> str:
+    """What this observation does, judged from a read transaction, without the write
+    lock (WAL readers never wait): _QUIET when it changes nothing and nothing is due
+    (the usual monit cycle: no write transaction at all), _SEND when a notification
+    would be due (arm first), else _WRITE. Read from one snapshot, so _QUIET is exact:
+    the run is ordered before any later writer. Anything else is only a hint; the
+    write transaction decides, and arms and runs again if it finds a send after all."""
+    store = ctx.store
     now = ctx.clock()
-    ks = ks or policy.KeyState(obs.state)
-    policy.observe(ks, obs.state, now, ctx.opts, obs.core_change, obs.core_problem)
-    return policy.due(ks, now, ctx.opts.remind) is not None
+    store.db.execute("BEGIN")  # deferred: a read snapshot, no lock taken
+    try:
+        ks, stored = store.load(key)
+        if ks is None:
+            ks = policy.KeyState(obs.state)
+        policy.observe(ks, obs.state, now, ctx.opts, obs.core_change, obs.core_problem)
+        if policy.decide(ks, now, ctx.opts, 0).kind:
+            return _SEND
+        if stored is None or ks.fields() != stored or store.entry(key) is not None:
+            return _WRITE
+        return _QUIET
+    finally:
+        store.commit()
 
 
 def _try_claim(
