@@ -147,7 +147,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(dovecot: Dovecot) -> Iterator[Cluster]:
+def cluster(named_dovecot: Dovecot) -> Iterator[Cluster]:
     d.require(d.ICINGA2)
     root = d.world_dir("icinga2-cluster")
     master = Node(root / "master", MASTER, "master")
@@ -155,7 +155,7 @@ def cluster(dovecot: Dovecot) -> Iterator[Cluster]:
     try:
         make_pki(master, [master, agent])
         bindir = d.install_commands(root)
-        main = dovecot.main
+        main = named_dovecot.named
         master_tree(master, fast_intervals=True)
         (master.zones_dir / "master" / "hosts.conf").write_text(f"""
 object Host "{AGENT}" {{
@@ -166,6 +166,16 @@ object Host "{AGENT}" {{
   vars.imap["imap"] = {{
     check_imap_address = "{main.host}"
     check_imap_port = {main.plain_port}
+    check_imap_ipv4 = true
+    check_imap_timeout = 5
+  }}
+  /* as the contrib example for mail2: TLS, verifying the name the certificate carries */
+  vars.imap["imaps"] = {{
+    check_imap_address = "{main.host}"
+    check_imap_port = {main.tls_port}
+    check_imap_mode = "tls"
+    check_imap_sni = "{d.REAL_NAME}"
+    check_imap_ca_file = "{main.ca_file}"
     check_imap_ipv4 = true
     check_imap_timeout = 5
   }}
@@ -188,7 +198,7 @@ object Host "{AGENT}" {{
 
         master.start_node()
         agent.start_node()
-        yield Cluster(master, agent, bindir, dovecot)
+        yield Cluster(master, agent, bindir, named_dovecot)
     finally:
         codes = {n.name: n.daemon.stop() for n in (agent, master) if n.daemon is not None}
         report = f"{master.describe()}\n{agent.describe()}"
@@ -196,22 +206,22 @@ object Host "{AGENT}" {{
         assert all(code == 0 for code in codes.values()), f"{codes}\n{report}"
 
 
-def result_from_agent(cluster: Cluster, since: float = 0.0) -> dict[str, Any]:
+def result_from_agent(cluster: Cluster, since: float = 0.0, name: str = SERVICE) -> dict[str, Any]:
     """The IMAP service once its latest result is check_imap's, run by the agent after
     ``since``. Before the agent has the synced CheckCommand it answers UNKNOWN "Check
     command 'check_imap' does not exist": that is not the plugin's result yet."""
 
     def probe() -> dict[str, Any] | None:
-        service = cluster.service(SERVICE)
+        service = cluster.service(name)
         lcr = (service or {}).get("last_check_result") or {}
         ran = lcr.get("check_source") == AGENT and lcr.get("output", "").startswith("IMAP ")
         return service if ran and lcr["execution_start"] > since else None
 
-    return d.wait_for(probe, f"{SERVICE} checked by {AGENT}", START_TIMEOUT, cluster.describe)
+    return d.wait_for(probe, f"{name} checked by {AGENT}", START_TIMEOUT, cluster.describe)
 
 
 def assert_plugin_ok(cluster: Cluster, service: dict[str, Any]) -> None:
-    main = cluster.bed.main
+    main = cluster.bed.named
     lcr = service["last_check_result"]
     assert service["state"] == 0, lcr
     assert lcr["exit_status"] == 0, lcr
@@ -230,6 +240,20 @@ def test_agent_runs_check_imap_for_the_master(cluster: Cluster) -> None:
     assert service["last_reachable"] is True, service
     synced = cluster.agent.data / "api/zones/global-templates/_etc/check_imap.conf"
     assert synced.read_text() == (ICINGA2_DIR / "check_imap.conf").read_text()
+
+
+def test_agent_verifies_the_certificate_for_the_real_name(cluster: Cluster) -> None:
+    """The certificate names only imap.test; the agent connects to 127.0.0.1 and
+    passes the name on (check_imap_sni), so the TLS check is OK on the agent."""
+    main = cluster.bed.named
+    lcr = result_from_agent(cluster, name=f"{AGENT}!imaps")["last_check_result"]
+    assert (lcr["exit_status"], lcr["check_source"]) == (0, AGENT), lcr
+    assert re.match(
+        rf"IMAP OK - {re.escape(main.host)}:{main.tls_port} answered in {NUM}s, TLSv1\.3, "
+        rf"certificate '{re.escape(d.REAL_NAME)}' expires ",
+        lcr["output"],
+    ), lcr["output"]
+    assert lcr["command"][lcr["command"].index("--sni") + 1] == d.REAL_NAME, lcr["command"]
 
 
 def test_killed_agent_is_unreachable_then_recovers(cluster: Cluster) -> None:

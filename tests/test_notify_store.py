@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -341,3 +342,39 @@ def test_read_only_state_directory(n: Notifier) -> None:
     finally:
         n.state.parent.chmod(0o700)
     assert n.records() == []  # nothing sent that could not be recorded
+
+
+def test_the_no_change_run_loads_only_what_it_needs(n: Notifier) -> None:
+    """Start-up is most of a no-change run's cost: each module is a file to find and
+    unmarshal. argparse, re, subprocess and friends stay out, and so do our own
+    modules for --help, creating the database, sending and the admin commands."""
+    args = ("--state", "ok", "--key", "k", *n.command())
+    assert n.run(*args).returncode == 0  # creates the state file
+    code = (
+        "import sys; from check_imap.notify.cli import main; code = main(sys.argv[1:]); "
+        "print(' '.join(sorted(sys.modules))); sys.exit(code)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=n.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")
+    loaded = set(proc.stdout.split())
+    ours = {m for m in loaded if m.startswith("check_imap")}
+    assert ours == {
+        "check_imap",
+        "check_imap.notify",
+        "check_imap.notify.args",
+        "check_imap.notify.cli",
+        "check_imap.notify.engine",
+        "check_imap.notify.files",
+        "check_imap.notify.policy",
+        "check_imap.notify.store",
+    }
+    unwanted = {"__future__", "argparse", "contextlib", "dataclasses", "enum", "json", "re"}
+    unwanted |= {"shlex", "shutil", "signal", "subprocess", "typing"}
+    assert loaded & unwanted == set()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from check_imap.notify import UsageError, engine, policy
-from check_imap.notify.args import PROG, parser_class, positive_duration, retries_arg, typed
+from check_imap.notify.args import PROG, positive_duration, retries_arg
 from check_imap.notify.cli import EXIT_FAILED, EXIT_OK, clock, printable, read_now, warn, with_store
 from check_imap.notify.store import Store
+from check_imap.notify.usage import parser_class, typed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,72 +1,24 @@
-"""The arguments of notify_on_change, and one parser that makes every input error exit 3.
+"""What the caller passes in: the arguments of a main run, and what monit, Nagios and
+Icinga 2 tell notify_on_change through the environment.
 
 The usual run (monit, Nagios, Icinga 2 calling with a few known options) is parsed by
 a small loop; anything else (help, an unknown or abbreviated option, a bad value) goes
-to argparse, which explains it. argparse with re, gettext and locale costs about as
-much as the rest of a no-change run, so the common case does without it.
+to argparse (usage.py), which explains it. argparse with re, gettext and locale costs
+about as much as the rest of a no-change run, so the common case does without it.
 """
 
-from __future__ import annotations
+import os
 
-from check_imap import __version__
-from check_imap.notify import UsageError, policy
-from check_imap.text import help_width
+from check_imap.notify import policy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from typing import Any
 
 PROG = "notify_on_change"
 MAX_SECONDS = 10 * 366 * 86400.0  # the longest duration accepted (ten years)
 MAX_COUNT = 1_000_000
-
-EPILOG = """\
-examples:
-  # monit / cron / NRPE: wrap the check; its output and exit code pass through
-  notify_on_change --check '/opt/check_imap/bin/check_imap -H mail.example --tls' \\
-      --confirm 2 --remind 4h -- /usr/local/bin/sms '{type} {key} is {state}: {message}'
-
-  # monit (state from MONIT_EVENT, MONIT_PROGRAM_STATUS, MONIT_SERVICE); "repeat"
-  # makes monit call on every failing cycle, which also retries a failed send
-  if status != 0 then exec "/opt/check_imap/bin/notify_on_change -- /usr/local/bin/mailme"
-      repeat every 1 cycle
-      else if succeeded then exec "/opt/check_imap/bin/notify_on_change -- /usr/local/bin/mailme"
-
-  # Icinga 2 / Nagios: dedupe and cap at 10 per hour overall; Debian's stock mail script
-  # needs its options (contrib/icinga2/notifications.conf passes them from macros)
-  notify_on_change --max 10 --per 1h -- /etc/icinga2/scripts/mail-service-notification.sh \\
-      -d "$LONGDATETIME" -e "$SERVICENAME" -l "$HOSTNAME" -n "$HOSTDISPLAYNAME" \\
-      -u "$SERVICEDISPLAYNAME" -r "$USEREMAIL" -t '{type}' -s '{state}' -o '{message}'
-
-  # explicit state and key, flap detection
-  notify_on_change --state "$RESULT" --key backup --flap -- logger -t backup '{message}'
-
-  # retries of failed sends for callers that call only once per change (cron, timer)
-  notify_on_change flush
-
-  notify_on_change status --json
-  notify_on_change forget 'mail.example!IMAP'
-
-placeholders in COMMAND's arguments (also in the environment as NOTIFY_<NAME>):
-  {key} {state} {previous} {type} {message} {since} {suppressed}
-  NOTIFY_TYPE is PROBLEM, RECOVERY, REMINDER, FLAPPINGSTART or FLAPPINGSTOP.
-  {suppressed} reads "3 suppressed: key1, key2" after a budget stop, else "".
-  COMMAND runs without a shell; values are never interpreted; NUL becomes U+FFFD.
-
-delivery: at least once. A failed send stays in the outbox and any later run (any
-  key) or `flush` retries it: 30 s, doubling, at most 1 h apart.
-
-exit codes:
-  0 nothing due or sent   1 send failed or timed out, queued for retry
-  3 usage or state-file error.  With --check: always the check's exit code
-  (3 and an "UNKNOWN - ..." line if the check cannot run or times out).
-
-state: $NOTIFY_ON_CHANGE_STATE, else $XDG_STATE_HOME/notify_on_change/state.db
-  (~/.local/state/...), or /var/lib/notify_on_change/state.db for root.
-testing aid: NOTIFY_ON_CHANGE_NOW=<epoch seconds> replaces the clock.
-"""
 
 
 # --- input parsing ------------------------------------------------------------------
@@ -133,51 +85,18 @@ def state_arg(text: str) -> str:
     return state
 
 
-def typed(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """``convert`` for argparse: its ValueError message becomes the usage error."""
-    import argparse
-
-    def conv(text: str) -> Any:
-        try:
-            return convert(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    conv.__name__ = convert.__name__
-    return conv
-
-
-def parser_class() -> type[argparse.ArgumentParser]:
-    import argparse
-
-    class Parser(argparse.ArgumentParser):
-        """The one parser of notify_on_change: every input error is a UsageError (exit 3)."""
-
-        def __init__(self, **kwargs: Any) -> None:
-            formatter = lambda prog: argparse.RawDescriptionHelpFormatter(  # noqa: E731
-                prog,
-                width=help_width(),  # no shutil import
-            )
-            super().__init__(formatter_class=formatter, **kwargs)
-
-        def error(self, message: str) -> Any:
-            raise UsageError(message)
-
-    return Parser
-
-
 class Args:
     """The parsed options of a main run (what argparse's Namespace would hold)."""
 
-    check: str | None
-    state: str | None
-    key: str | None
-    message: str | None
-    state_file: str | None
+    check: "str | None"
+    state: "str | None"
+    key: "str | None"
+    message: "str | None"
+    state_file: "str | None"
     confirm: int
     remind: float
-    max: int | None
-    per: float | None
+    max: "int | None"
+    per: "float | None"
     flap: bool
     command_timeout: float
     retries: int
@@ -185,18 +104,18 @@ class Args:
     lock_timeout: float
     verbose: bool
 
-    def __init__(self, **values: Any) -> None:
+    def __init__(self, **values: "Any") -> None:
         self.__dict__.update(values)
 
 
-_DEFAULTS: dict[str, Any] = {
+_DEFAULTS: "dict[str, Any]" = {
     "check": None, "state": None, "key": None, "message": None, "state_file": None,
     "confirm": 1, "remind": 0.0, "max": None, "per": None, "flap": False,
     "command_timeout": 30.0, "retries": 2, "check_timeout": 60.0, "lock_timeout": 10.0,
     "verbose": False,
 }  # fmt: skip
 _FLAGS = {"--flap": "flap", "-v": "verbose", "--verbose": "verbose"}
-_VALUES: dict[str, tuple[str, Callable[[str], Any]]] = {
+_VALUES: "dict[str, tuple[str, Callable[[str], Any]]]" = {
     "--check": ("check", str),
     "--state": ("state", state_arg),
     "--key": ("key", str),
@@ -213,7 +132,7 @@ _VALUES: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-def quick_parse(argv: list[str]) -> Args | None:
+def quick_parse(argv: list[str]) -> "Args | None":
     """The options the way callers write them; None for anything argparse must judge."""
     values = dict(_DEFAULTS)
     i = 0
@@ -239,56 +158,118 @@ def quick_parse(argv: list[str]) -> Args | None:
     return Args(**values)
 
 
-def parse_main(argv: list[str]) -> Args:
+def parse_main(argv: list[str]) -> "Args":
     quick = quick_parse(argv)
     if quick is not None:
         return quick
+    from check_imap.notify.usage import main_parser
+
     return Args(**vars(main_parser().parse_args(argv)))
 
 
-def main_parser() -> argparse.ArgumentParser:
-    parser = parser_class()(
-        prog=PROG,
-        usage=(
-            f"{PROG} [options] -- COMMAND [ARG...]\n"
-            f"       {PROG} status [--state-file PATH] [--json]\n"
-            f"       {PROG} forget KEY [--state-file PATH]\n"
-            f"       {PROG} flush [--state-file PATH] [--retries N] [-v]"
-        ),
-        description="Run COMMAND only when a monitored state changes: confirmed, "
-        "rate-limited, retried until delivered, safe against crashes and concurrent runs.",
-        epilog=EPILOG,
-    )
-    add = parser.add_argument
-    add("-V", "--version", action="version", version=f"{PROG} {__version__}")
-    src = parser.add_argument_group("where the state comes from (default: the environment)")
-    src.add_argument("--check", metavar="'CHECK COMMAND LINE'", help="run a Nagios plugin")
-    src.add_argument(
-        "--state",
-        type=typed(state_arg),
-        metavar="S",
-        help="OK WARNING CRITICAL UNKNOWN UP DOWN 0-3",
-    )
-    add("--key", help="name of what is monitored (default: from the environment or --check)")
-    add("--message", metavar="TEXT", help="default: check output, MONIT_DESCRIPTION, *OUTPUT")
-    add("--state-file", metavar="PATH", help="default: see below")
-    add("--confirm", type=typed(count), default=1, metavar="N", help="results needed for a change")
-    add(
-        "--remind", type=typed(duration), default=0.0, metavar="DURATION", help="0: never (default)"
-    )
-    add("--max", type=typed(count), metavar="N", help="at most N notifications (all keys) ...")
-    add("--per", type=typed(positive_duration), metavar="DURATION", help="... per DURATION")
-    add("--flap", action="store_true", help="flap detection (21 results, 20/30 %%)")
-    add("--command-timeout", type=typed(positive_duration), default=30.0, metavar="DURATION")
-    add(
-        "--retries",
-        type=typed(retries_arg),
-        default=2,
-        metavar="N",
-        help="quick retries within the timeout",
-    )
-    add("--check-timeout", type=typed(positive_duration), default=60.0, metavar="DURATION")
-    add("--lock-timeout", type=typed(positive_duration), default=10.0, metavar="DURATION",
-        help="how long to wait for a busy state database")  # fmt: skip
-    add("-v", "--verbose", action="store_true", help="say on stderr what was decided")
-    return parser
+# --- the environment of monit, Nagios and Icinga 2 ----------------------------------
+
+SKIPPED_TYPES = (
+    "ACKNOWLEDGEMENT",
+    "CUSTOM",
+    "DOWNTIMESTART",
+    "DOWNTIMEEND",
+    "DOWNTIMEREMOVED",
+    "DOWNTIMECANCELLED",
+    "FLAPPINGSTART",
+    "FLAPPINGSTOP",
+    "FLAPPINGEND",
+    "FLAPPINGDISABLED",
+)
+_MONIT_OK_ENDINGS = ("succeeded", " ok", "recovery", " up", "not changed")
+
+
+class EnvInfo:
+    """What the environment of monit, Nagios or Icinga 2 says about one result."""
+
+    __slots__ = ("core_change", "key", "kind", "message", "raw_state", "skip", "source")
+
+    def __init__(
+        self,
+        source: str,
+        raw_state: str,
+        key: str,
+        message: str,
+        skip: str = "",
+        kind: str = "",
+        core_change: float = 0.0,
+    ) -> None:
+        self.source, self.raw_state, self.key, self.message = source, raw_state, key, message
+        self.skip = skip  # why this call is not a state observation (e.g. ACKNOWLEDGEMENT)
+        self.kind = kind  # the core's notification type (PROBLEM, RECOVERY, ...), or ""
+        self.core_change = core_change  # the core's last state change (epoch), 0 unknown
+
+    @property
+    def state(self) -> "str | None":
+        return policy.parse_state(self.raw_state)
+
+
+def _monit_state(event: str, status: str) -> str:
+    code: int | None = None
+    if status.strip().lstrip("-").isdigit() and status.isascii() and len(status) < 10:
+        code = int(status)
+    text = event.strip().lower()
+    if not text:
+        return policy.state_from_exit(code) if code is not None else ""
+    if text.endswith(_MONIT_OK_ENDINGS) or text == "exists":
+        return policy.OK
+    # monit calls every failure "failed"; the program's exit code says how bad.
+    if code is not None and code > 0:
+        return policy.state_from_exit(code)
+    return policy.CRITICAL
+
+
+def epoch(text: str) -> float:
+    """A core's timestamp (``1700000000`` or ``1700000000.25``); 0 when not one."""
+    value = text.strip()
+    if not value or len(value) > 32 or not value.isascii():
+        return 0.0
+    if not value.replace(".", "", 1).isdigit():
+        return 0.0
+    return policy.moment(float(value))
+
+
+def from_environment(env: "Mapping[str, str]") -> "EnvInfo | None":
+    """The first recognised source: monit exec, Nagios macros, Icinga 2 env; else None."""
+    event, status = env.get("MONIT_EVENT", ""), env.get("MONIT_PROGRAM_STATUS", "")
+    if event or status:
+        skip = "monit action event" if event.strip().lower() == "action done" else ""
+        state = _monit_state(event, status)
+        # For `check program` monit appends the plugin's whole output, perfdata included:
+        # too long for an SMS, and no reader wants it. Keep what comes before " | ".
+        description = env.get("MONIT_DESCRIPTION", "").split(" | ", 1)[0].rstrip()
+        return EnvInfo("monit", state, env.get("MONIT_SERVICE", ""), description, skip)
+    for source, prefix in (("Nagios", "NAGIOS_"), ("Icinga 2", "")):
+        service_state = env.get(prefix + "SERVICESTATE", "")
+        host_state = env.get(prefix + "HOSTSTATE", "")
+        if not (service_state or host_state):
+            continue
+        host = env.get(prefix + "HOSTNAME", "")
+        service = env.get(prefix + "SERVICEDESC", "") or env.get(prefix + "SERVICENAME", "")
+        kind = env.get(prefix + "NOTIFICATIONTYPE", "").strip().upper()
+        skip = f"notification type {kind}" if kind in SKIPPED_TYPES else ""
+        if service_state and service:
+            output = env.get(prefix + "SERVICEOUTPUT", "")
+            change = epoch(env.get(prefix + "LASTSERVICESTATECHANGE", ""))
+            return EnvInfo(source, service_state, f"{host}!{service}", output, skip, kind, change)
+        change = epoch(env.get(prefix + "LASTHOSTSTATECHANGE", ""))
+        output = env.get(prefix + "HOSTOUTPUT", "")
+        return EnvInfo(source, host_state, host, output, skip, kind, change)
+    return None
+
+
+def check_key(argv: list[str]) -> str:
+    """A key for --check without --key: program name plus a checksum of the whole line.
+
+    The checksum keeps passwords given on the check's command line out of the key,
+    which appears in `status` and in the notification.
+    """
+    import zlib
+
+    line = "\0".join(argv).encode("utf-8", "surrogateescape")
+    return f"{os.path.basename(argv[0])}#{zlib.crc32(line):08x}"

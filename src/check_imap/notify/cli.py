@@ -1,13 +1,17 @@
 """The notify_on_change command line: arguments, the three ways in, status/forget/flush."""
 
-from __future__ import annotations
-
 import os
 import sys
 
 from check_imap.notify import Interrupted, StateError, UsageError, engine, policy
-from check_imap.notify.args import Args, finite_number, parse_main
-from check_imap.notify.sources import EnvInfo, check_key, from_environment
+from check_imap.notify.args import (
+    Args,
+    EnvInfo,
+    check_key,
+    finite_number,
+    from_environment,
+    parse_main,
+)
 from check_imap.notify.store import Store, Template, default_path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
@@ -34,7 +38,7 @@ def read_now() -> float:
     return time.time()
 
 
-def clock() -> Callable[[], float]:
+def clock() -> "Callable[[], float]":
     fixed = read_now()
     if os.environ.get("NOTIFY_ON_CHANGE_NOW"):
         return lambda: fixed
@@ -55,7 +59,7 @@ def printable(text: str) -> str:
 # --- the store ----------------------------------------------------------------------
 
 
-def _store_path(option: str | None) -> tuple[str, str | None]:
+def _store_path(option: "str | None") -> "tuple[str, str | None]":
     """The state path, and the old default's state.json to import when it is a default."""
     if option:
         return option, None
@@ -66,7 +70,7 @@ def _store_path(option: str | None) -> tuple[str, str | None]:
 
 
 def with_store(
-    option: str | None, busy: float, action: Callable[[Store], int], create: bool = True
+    option: "str | None", busy: float, action: "Callable[[Store], int]", create: bool = True
 ) -> int:
     """Open the store and run ``action``; a corrupt database is moved aside, started
     afresh and ``action`` runs once more. Database trouble is a StateError."""
@@ -94,7 +98,7 @@ def with_store(
         store.close()
 
 
-def _empty_store() -> Store:
+def _empty_store() -> "Store":
     """An in-memory store of our schema, for `status` when there is no state file yet."""
     import sqlite3
 
@@ -158,7 +162,7 @@ def _run(argv: list[str]) -> int:
     return code
 
 
-def _observe_given(args: Args, command: list[str], env_info: EnvInfo | None) -> int:
+def _observe_given(args: "Args", command: list[str], env_info: "EnvInfo | None") -> int:
     core_change, core_problem = 0.0, False
     if args.state is not None:
         state = args.state
@@ -188,7 +192,7 @@ def _observe_given(args: Args, command: list[str], env_info: EnvInfo | None) -> 
     return _deliver(args, command, key, obs)
 
 
-def _options(args: Args) -> policy.Options:
+def _options(args: "Args") -> "policy.Options":
     return policy.Options(
         confirm=args.confirm,
         remind=args.remind,
@@ -198,13 +202,13 @@ def _options(args: Args) -> policy.Options:
     )
 
 
-def _deliver(args: Args, command: list[str], key: str, obs: engine.Observation) -> int:
+def _deliver(args: "Args", command: list[str], key: str, obs: "engine.Observation") -> int:
     opts = _options(args)
 
-    def tpl() -> Template:  # built only when something is due
+    def tpl() -> "Template":  # built only when something is due
         return engine.template(command, obs.message, args.command_timeout, opts)
 
-    def action(store: Store) -> int:
+    def action(store: "Store") -> int:
         ctx = engine.Context(
             store, clock(), warn, opts, args.retries, args.verbose, args.check is not None
         )
@@ -215,7 +219,7 @@ def _deliver(args: Args, command: list[str], key: str, obs: engine.Observation) 
     return with_store(args.state_file, args.lock_timeout, action)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: "list[str] | None" = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         if argv and argv[0] in ("status", "forget", "flush"):

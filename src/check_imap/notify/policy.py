@@ -7,8 +7,6 @@ instead of a list of special cases. Delivery, claims and retries are the store's
 the engine's business; this module only says what is due.
 """
 
-from __future__ import annotations
-
 OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
 STATES = (OK, WARNING, CRITICAL, UNKNOWN)
 PROBLEM, RECOVERY, REMINDER = "PROBLEM", "RECOVERY", "REMINDER"
@@ -43,7 +41,7 @@ RETRY_MAX = 3600.0
 MAX_TIME = 253402300799.0
 
 
-def parse_state(text: str) -> str | None:
+def parse_state(text: str) -> "str | None":
     """OK, WARNING, CRITICAL, UNKNOWN from a name or 0-3 (UP/DOWN for hosts); else None."""
     return _STATE_NAMES.get(text.strip().upper())
 
@@ -139,7 +137,7 @@ class KeyState:
         self.suppressed_at = 0.0
         self.core_change = 0.0  # the monitoring core's last state change, when it says
 
-    def fields(self) -> tuple[object, ...]:
+    def fields(self) -> "tuple[object, ...]":
         return tuple(getattr(self, name) for name in self.__slots__)
 
 
@@ -176,10 +174,10 @@ class Decision:
 
 
 def observe(
-    ks: KeyState,
+    ks: "KeyState",
     state: str,
     now: float,
-    opts: Options,
+    opts: "Options",
     core_change: float = 0.0,
     core_problem: bool = False,
 ) -> None:
@@ -216,7 +214,7 @@ def observe(
         ks.history, ks.flapping = "", False
 
 
-def due(ks: KeyState, now: float, remind: float) -> tuple[str, str] | None:
+def due(ks: "KeyState", now: float, remind: float) -> "tuple[str, str] | None":
     """The (type, state) the receiver should hear now, or None."""
     current = ks.confirmed or ks.observed
     if ks.flapping:
@@ -237,7 +235,7 @@ def due(ks: KeyState, now: float, remind: float) -> tuple[str, str] | None:
     return None
 
 
-def decide(ks: KeyState, now: float, opts: Options, budget_used: int) -> Decision:
+def decide(ks: "KeyState", now: float, opts: "Options", budget_used: int) -> "Decision":
     """What is due for this key, and whether the budget (``budget_used`` sends in the
     window, over all keys) lets it go. Counts a notification over the budget once."""
     found = due(ks, now, opts.remind)
@@ -256,13 +254,13 @@ def decide(ks: KeyState, now: float, opts: Options, budget_used: int) -> Decisio
     return Decision(kind, state, f"{kind} due", send=True)
 
 
-def notification(ks: KeyState, key: str, decision: Decision, summary: str) -> Notification:
+def notification(ks: "KeyState", key: str, decision: "Decision", summary: str) -> "Notification":
     flap = decision.kind in (FLAPPINGSTART, FLAPPINGSTOP)
     since = ks.flap_since if flap else ks.since
     return Notification(key, decision.kind, decision.state, ks.previous, since, summary)
 
 
-def record_success(ks: KeyState, kind: str, state: str, now: float) -> None:
+def record_success(ks: "KeyState", kind: str, state: str, now: float) -> None:
     ks.last_notified = now
     if kind == FLAPPINGSTART:
         ks.flap_notified = True

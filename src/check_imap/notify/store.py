@@ -5,8 +5,6 @@ budget and the due outbox entries, so its cost does not grow with the number of 
 How the file is found, checked, created and imported is files.py's business.
 """
 
-from __future__ import annotations
-
 import sqlite3
 
 from check_imap.notify import StateError, policy
@@ -63,12 +61,12 @@ class Template:
         self.command, self.env, self.message, self.timeout = command, env, message, timeout
         self.remind, self.budget_max, self.budget_per = remind, budget_max, budget_per
 
-    def options(self) -> policy.Options:
+    def options(self) -> "policy.Options":
         return policy.Options(
             remind=self.remind, budget_max=self.budget_max, budget_per=self.budget_per
         )
 
-    def row(self) -> tuple[object, ...]:
+    def row(self) -> "tuple[object, ...]":
         command = b"\0".join(enc(a) for a in self.command)
         return (command, self.env, enc(self.message), self.timeout, self.remind,
                 self.budget_max, self.budget_per)  # fmt: skip
@@ -101,7 +99,7 @@ class Entry:
         self.error, self.summary_upto = error, summary_upto
 
     @classmethod
-    def from_row(cls, row: tuple[object, ...]) -> Entry | None:
+    def from_row(cls, row: "tuple[object, ...]") -> "Entry | None":
         key, sig, argv, env, timeout, created, attempts, due_at, lease, owner, error, upto = row
         if not isinstance(argv, bytes) or not argv or not isinstance(env, bytes):
             return None
@@ -122,11 +120,11 @@ class Entry:
             upto if isinstance(upto, int) else 0,
         )
 
-    def values(self) -> tuple[object, ...]:
+    def values(self) -> "tuple[object, ...]":
         return (enc(self.key), *(getattr(self, name) for name in OUTBOX_COLUMNS[1:]))
 
 
-def _key_state(row: tuple[object, ...]) -> policy.KeyState | None:
+def _key_state(row: "tuple[object, ...]") -> "policy.KeyState | None":
     """A stored row back to a KeyState; None when anything in it is out of shape."""
     d = dict(zip(KEY_COLUMNS, row))
     observed = d["observed"]
@@ -152,7 +150,7 @@ def _key_state(row: tuple[object, ...]) -> policy.KeyState | None:
     return ks
 
 
-def _template(row: tuple[object, ...]) -> Template | None:
+def _template(row: "tuple[object, ...]") -> "Template | None":
     command, env, message, timeout, remind, budget_max, budget_per = row
     if not isinstance(command, bytes) or not command or not isinstance(env, bytes):
         return None
@@ -171,7 +169,7 @@ class Store(StateFile):
     # --- transactions -------------------------------------------------------------
 
     @property
-    def db(self) -> sqlite3.Connection:
+    def db(self) -> "sqlite3.Connection":
         if self._db is None:
             raise StateError(f"state file {self.path} is not open")
         return self._db
@@ -182,30 +180,34 @@ class Store(StateFile):
     def commit(self) -> None:
         self.db.execute("COMMIT")
 
+    def durable(self, full: bool) -> None:
+        """Whether a commit waits for the disk (fsync), or only an OS crash may undo it."""
+        self.db.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+
     def rollback(self) -> None:
         if self._db is not None and self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
     # --- keys ---------------------------------------------------------------------
 
-    def load(self, key: str) -> tuple[policy.KeyState | None, tuple[object, ...] | None]:
+    def load(self, key: str) -> "tuple[policy.KeyState | None, tuple[object, ...] | None]":
         """The key's state and its stored form (to see later whether it changed)."""
         row = self.db.execute(_SQL_LOAD, (enc(key),)).fetchone()
         if row is None:
             return None, None
         return _key_state(row), tuple(row)
 
-    def save(self, key: str, ks: policy.KeyState, stored: tuple[object, ...] | None) -> None:
+    def save(self, key: str, ks: "policy.KeyState", stored: "tuple[object, ...] | None") -> None:
         values = ks.fields()
         if stored is not None and values == stored:
             return
         self.db.execute(_SQL_SAVE, (enc(key), *values))
 
-    def template(self, key: str) -> Template | None:
+    def template(self, key: str) -> "Template | None":
         row = self.db.execute(_SQL_TEMPLATE, (enc(key),)).fetchone()
         return None if row is None else _template(row)
 
-    def save_template(self, key: str, tpl: Template) -> None:
+    def save_template(self, key: str, tpl: "Template") -> None:
         self.db.execute(_SQL_SAVE_TEMPLATE, (*tpl.row(), enc(key)))
 
     def forget(self, key: str) -> bool:
@@ -215,17 +217,17 @@ class Store(StateFile):
         self.db.execute("DELETE FROM suppressed WHERE key = ?", (enc(key),))
         return found
 
-    def all_keys(self) -> Iterator[tuple[str, policy.KeyState | None]]:
+    def all_keys(self) -> "Iterator[tuple[str, policy.KeyState | None]]":
         for row in self.db.execute(_SQL_ALL):
             yield dec(row[0]), _key_state(row[1:])
 
     # --- the outbox ---------------------------------------------------------------
 
-    def entry(self, key: str) -> Entry | None:
+    def entry(self, key: str) -> "Entry | None":
         row = self.db.execute(_SQL_ENTRY, (enc(key),)).fetchone()
         return None if row is None else Entry.from_row(tuple(row))
 
-    def put(self, e: Entry) -> None:
+    def put(self, e: "Entry") -> None:
         self.db.execute(_SQL_PUT, e.values())
 
     def drop(self, key: str) -> None:
@@ -239,7 +241,7 @@ class Store(StateFile):
         )
         return [dec(r[0]) for r in rows]
 
-    def entries(self) -> list[Entry]:
+    def entries(self) -> "list[Entry]":
         rows = self.db.execute(_SQL_ENTRIES).fetchall()
         return [e for e in (Entry.from_row(tuple(r)) for r in rows) if e is not None]
 
