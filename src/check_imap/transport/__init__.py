@@ -16,7 +16,6 @@ import time
 from ..options import Target
 from ..protocol import Handshake, Outcome, Plan
 from ..steps import Step
-from ..tlsreasons import NO_AGREEMENT
 from .session import (
     CertificateError,
     Deadline,
@@ -121,6 +120,7 @@ def _probe(
     """One address in full: the session, and the retries or probes that explain it."""
     if contexts is None:  # plain: no TLS, so nothing to retry or explain
         return _session(target, None, plan, deadline, infos, label)
+    from ..tlsreasons import NO_AGREEMENT
     from .tls import UNKNOWN_ISSUER, WEAK_CRYPTO, explain
 
     session = _session(target, contexts.get("main"), plan, deadline, infos, label)
