@@ -24,6 +24,7 @@ import json
 import marshal
 import os
 import platform
+import re
 import shutil
 import ssl
 import statistics
@@ -85,6 +86,7 @@ class Stats:
     cpu: float
     rss_mib: float
     runs: int
+    instructions: int | None = None  # callgrind, one run, where valgrind is installed
 
 
 def child_env(cache_home: str) -> dict[str, str]:
@@ -106,6 +108,39 @@ def make_state_file(path: Path, keys: int) -> str:
     from notify_keys import make_state
 
     return make_state(path, keys)
+
+
+def system_store(work: Path, ca: Path) -> dict[str, str] | None:
+    """A copy of the system trust store with the test CA added, as SSL_CERT_* variables.
+
+    The hashed directory holds links to every entry of the system's (``/etc/ssl/certs``
+    on Debian) plus the CA under its subject hash; the bundle is the system bundle with
+    the CA appended. Both a naive ``ssl.create_default_context()`` and check_imap
+    without --ca-file then verify the Dovecot as they would a server with a public CA.
+    None when the platform has no hashed directory, bundle or ``openssl`` to hash with.
+    """
+    paths = ssl.get_default_verify_paths()
+    openssl = shutil.which("openssl")
+    if not (paths.capath and paths.cafile and openssl and os.path.isdir(paths.capath)):
+        return None
+    subject_hash = subprocess.run(
+        [openssl, "x509", "-hash", "-noout", "-in", str(ca)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    store = work / "system-store"
+    certs = store / "certs"
+    certs.mkdir(parents=True)
+    for entry in os.scandir(paths.capath):
+        (certs / entry.name).symlink_to(os.path.join(paths.capath, entry.name))
+    index = 0
+    while (certs / f"{subject_hash}.{index}").exists():
+        index += 1
+    (certs / f"{subject_hash}.{index}").symlink_to(ca)
+    bundle = store / "ca-certificates.crt"
+    bundle.write_bytes(Path(paths.cafile).read_bytes() + b"\n" + ca.read_bytes())
+    return {"SSL_CERT_DIR": str(certs), "SSL_CERT_FILE": str(bundle)}
 
 
 def build_cases(bed: dc.Dovecot, work: Path, with_c: bool) -> list[Case]:
@@ -137,6 +172,13 @@ def build_cases(bed: dc.Dovecot, work: Path, with_c: bool) -> list[Case]:
     if with_c and c_simap.exists():
         argv = [str(c_simap), "-H", HOST, "-p", tls, "-D", "21,7"]
         cases.append(Case("C check_simap -D 21,7", "TLS", argv, role="c"))
+    store = system_store(work, bed.ca_file)
+    if store is not None:  # the CA is in the (copied) system store: no --ca-file
+        group = "system store"
+        argv = [py, floor, "tls", HOST, tls]
+        cases.append(Case("naive create_default_context()", group, argv, env=store, role="floor"))
+        argv = [check, "-H", HOST, "-p", tls, "--tls"]
+        cases.append(Case("check_imap --tls (system store)", group, argv, env=store))
     cases += [
         Case("floor STARTTLS", "STARTTLS", [py, floor, "starttls", HOST, plain, ca], role="floor"),
         Case(
@@ -169,7 +211,7 @@ def validate(cases: list[Case], env: dict[str, str]) -> None:
     for case in cases:
         proc = subprocess.run(
             case.argv,
-            env=env,
+            env={**env, **case.env},
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -191,7 +233,7 @@ def measure(
     every = [*cases, calibrate]
     plan = {
         "rounds": warmup + rounds,
-        "cases": [(c.name, c.argv, env) for c in every],
+        "cases": [(c.name, c.argv, {**env, **c.env}) for c in every],
     }
     launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER]
     proc = subprocess.run(
@@ -217,6 +259,39 @@ def measure(
         for name, runs in by_name.items()
     }
     return stats, stats.pop(calibrate.name).rss_mib
+
+
+def count_instructions(cases: list[Case], env: dict[str, str], stats: dict[str, Stats]) -> bool:
+    """One run of each command under callgrind: instruction counts do not depend on load.
+
+    A command whose exit code differs under valgrind (a timing threshold, say) gets no
+    count rather than a wrong one. False when valgrind is not installed.
+    """
+    valgrind = shutil.which("valgrind")
+    if not valgrind:
+        return False
+    for case in cases:
+        for _attempt in range(2):  # a slow run under valgrind may miss a deadline once
+            proc = subprocess.run(
+                [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *case.argv],
+                env={**env, **case.env},
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            found = re.search(r"Collected : (\d+)", proc.stderr)
+            if proc.returncode == case.expect and found:
+                stats[case.name].instructions = int(found.group(1))
+                break
+        else:
+            first = proc.stdout.strip().splitlines()[:1]
+            print(
+                f"bench: {case.name}: no count under callgrind: exit {proc.returncode} {first}",
+                file=sys.stderr,
+            )
+    return True
 
 
 def machine() -> list[str]:
@@ -259,13 +334,15 @@ def ratio(value: float, base: float | None) -> str:
     return f"{value / base:.2f}×" if base else "–"
 
 
-def table(cases: list[Case], stats: dict[str, Stats], rss_floor: float) -> str:
+def table(cases: list[Case], stats: dict[str, Stats], rss_floor: float, counted: bool) -> str:
     floors = {c.group: stats[c.name] for c in cases if c.role == "floor"}
     c_rows = {c.group: stats[c.name] for c in cases if c.role == "c"}
-    lines = [
-        "| group | command | wall ms | CPU ms | peak RSS MiB | wall ÷ floor | wall ÷ C |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
+    head = "| group | command | wall ms | CPU ms | peak RSS MiB | wall ÷ floor | wall ÷ C |"
+    rule = "|---|---|---:|---:|---:|---:|---:|"
+    if counted:
+        head += " M instructions | instr. ÷ floor |"
+        rule += "---:|---:|"
+    lines = [head, rule]
     for case in cases:
         s = stats[case.name]
         floor = floors.get(case.group)
@@ -278,6 +355,11 @@ def table(cases: list[Case], stats: dict[str, Stats], rss_floor: float) -> str:
             f"| {ratio(s.wall, floor.wall if floor else None)} "
             f"| {ratio(s.wall, c.wall if c else None)} |"
         )
+        if counted:
+            count = s.instructions
+            base = floor.instructions if floor else None
+            shown = f"{count / 1e6:.1f}" if count else "–"
+            lines[-1] += f" {shown} | {ratio(count, base) if count else '–'} |"
     return "\n".join(lines)
 
 
@@ -299,11 +381,52 @@ def derived(cases: list[Case], stats: dict[str, Stats]) -> list[str]:
             f"notify_on_change ({NOTIFY_KEYS[0]} key) ÷ `python -c pass`: "
             f"{stats[small].wall / base:.2f}× wall"
         )
+    out += targets(stats)
     warm, cold = stats.get("check_imap --tls"), stats.get("check_imap --tls --cert-cache off")
     if warm and cold:
         out.append(
             f"cold certificate cache (imports cryptography) costs "
             f"{(cold.wall - warm.wall) * 1000:+.1f} ms wall over a warm one"
+        )
+    return out
+
+
+# The targets of issue #13: (label, command, the row it is a ratio to or None, limit).
+TARGETS = (
+    ("`--tls` ÷ stdlib floor", "check_imap --tls", "floor TLS", 1.5),
+    ("`--tls` ÷ C `check_simap`", "check_imap --tls", "C check_simap -D 21,7", 4.0),
+    ("plain ÷ its floor", "check_imap", "floor plain", 1.5),
+    (
+        "system store ÷ naive `create_default_context()`",
+        "check_imap --tls (system store)",
+        "naive create_default_context()",
+        1.0,
+    ),
+    ("`--help` ÷ `python -c pass`", "check_imap --help", "python -c pass", 2.0),
+    ("`--version` ÷ `python -c pass`", "check_imap --version", "python -c pass", 2.0),
+)
+RSS_TARGET_MB = 30  # peak RSS with a cold certificate cache, cryptography loaded
+
+
+def targets(stats: dict[str, Stats]) -> list[str]:
+    """Each target of #13 against this run: wall ratio, and the instruction ratio too."""
+    out = []
+    for label, name, base, limit in TARGETS:
+        row, ref = stats.get(name), stats.get(base)
+        if row is None or ref is None:
+            continue
+        got = row.wall / ref.wall
+        text = f"target {label} ≤ {limit:g}×: {got:.2f}× wall"
+        if row.instructions and ref.instructions:
+            text += f", {row.instructions / ref.instructions:.2f}× instructions"
+        out.append(text + (" (met)" if got <= limit else " (**not met**)"))
+    cold = stats.get("check_imap --tls --cert-cache off")
+    if cold:
+        mb = cold.rss_mib * 1.048576
+        verdict = "(met)" if mb <= RSS_TARGET_MB else "(**not met**)"
+        out.append(
+            f"target peak RSS, cold certificate cache ≤ {RSS_TARGET_MB} MB: "
+            f"{cold.rss_mib:.1f} MiB = {mb:.1f} MB {verdict}"
         )
     return out
 
@@ -325,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=30, help="timed rounds (default 30)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds (default 2)")
     parser.add_argument("--no-c", action="store_true", help="leave out the C plugins")
+    parser.add_argument(
+        "--no-callgrind", action="store_true", help="no instruction counts, even with valgrind"
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -348,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             cases = build_cases(bed, work, with_c=not args.no_c)
             validate(cases, env)
             stats, rss_floor = measure(cases, env, args.rounds, args.warmup)
+            counted = not args.no_callgrind and count_instructions(cases, env, stats)
         finally:
             bed.cleanup()
     report = [
@@ -360,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         "- children run without PYTHONDONTWRITEBYTECODE (bytecode cached, as in production), "
         "with a private, warm XDG_CACHE_HOME",
         "",
-        table(cases, stats, rss_floor),
+        table(cases, stats, rss_floor, counted),
         "",
         *(f"- {line}" for line in derived(cases, stats)),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 import ssl
 import time
@@ -10,7 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from check_imap.text import ip_text
 from support.assertions import LEAF_ONLY
 from support.fakeserver import Conn, FakeServer, serve, server_context
 from support.pki import (
@@ -373,3 +377,25 @@ def test_weak_crypto_findings_are_cached_per_fingerprint(tmp_path: Path, ca_file
     second = run_against(chain, "--tls", ca_file, "--cert-cache", str(cache))
     assert second.rc == 1
     assert status(second) == "weak crypto: 'localhost' has a 512-bit RSA key"
+
+
+_WORD = st.one_of(st.just(0), st.just(1), st.just(0xFFFF), st.integers(0, 0xFFFF))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_WORD, min_size=8, max_size=8))
+def test_ipv6_san_reads_as_ipaddress_writes_it(words: list[int]) -> None:
+    """certs compresses ssl's 0:0:0:0:0:0:0:1 itself (no ipaddress import): same text."""
+    spelled = ":".join(f"{word:X}" for word in words)  # as ssl's getpeercert() spells it
+    assert ip_text(spelled) == str(ipaddress.ip_address(spelled))
+
+
+@pytest.mark.parametrize(
+    "value", ["127.0.0.1", "0:0:0:0:0:FFFF:C000:207", "fe80::1", "::", "1:2:3", "x:0:0:0:0:0:0:1"]
+)
+def test_ip_text_falls_back_to_ipaddress(value: str) -> None:
+    try:
+        want = str(ipaddress.ip_address(value))
+    except ValueError:
+        want = value
+    assert ip_text(value) == want

@@ -8,7 +8,9 @@ this fails while a committed file differs from what it writes now.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -68,6 +70,40 @@ def test_committed_docs_match_the_generator(generated: dict[Path, str], name: st
     assert path.read_text(encoding="utf-8") == generated[path], (
         f"docs/{name} is stale: run python docs/generate.py"
     )
+
+
+def test_shipped_help_is_the_parsers(generated: dict[Path, str]) -> None:
+    """check_imap --help prints helptext.py without the parser: it must be the parser's text."""
+    path = ROOT / "src" / "check_imap" / "helptext.py"
+    assert path.read_text(encoding="utf-8") == generated[path], (
+        "src/check_imap/helptext.py is stale: run python docs/generate.py"
+    )
+    from check_imap import helptext
+
+    assert (helptext.PYTHON, helptext.WIDTH) == (GENERATED_WITH, 78)
+    assert (ROOT / "docs" / "help" / "check_imap.txt").read_text(encoding="utf-8") == helptext.HELP
+
+
+@pytest.mark.parametrize("columns", ["80", "100", "60"])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_is_argparses_at_any_width(columns: str, flag: str) -> None:
+    """The prebuilt text where it fits, the parser's own layout everywhere else."""
+    env = dict(os.environ, COLUMNS=columns)
+    code = (
+        "import sys; from check_imap.arguments import build_parser; "
+        "sys.stdout.write(build_parser().format_help())"
+    )
+    want = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    got = subprocess.run(
+        [sys.executable, "-m", "check_imap", flag],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert (got.returncode, got.stderr, got.stdout) == (3, "", want)
 
 
 def test_readme_is_short() -> None:

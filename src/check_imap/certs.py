@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import time
 
+from .text import ip_text
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
 if TYPE_CHECKING:
     from typing import Any
@@ -154,7 +156,7 @@ def _facts_from_ssl(der: bytes, info: dict[str, Any]) -> CertFacts:
     subject = _rdn(info.get("subject", ()))
     issuer = _rdn(info.get("issuer", ()))
     names = tuple(
-        _ip_text(value) if kind == "IP Address" else value
+        ip_text(value) if kind == "IP Address" else value
         for kind, value in info.get("subjectAltName", ())
         if kind in ("DNS", "IP Address")
     )
@@ -175,18 +177,6 @@ def _rdn(rdns: Any) -> dict[str, str]:
         for key, value in rdn:
             out.setdefault(key, value)
     return out
-
-
-def _ip_text(value: str) -> str:
-    """ssl spells ::1 as 0:0:0:0:0:0:0:1; show the compressed form people type."""
-    if ":" not in value:
-        return value
-    import ipaddress
-
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return value
 
 
 def _load(der: bytes) -> Any:

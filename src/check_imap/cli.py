@@ -1,8 +1,9 @@
 """Entry point of check_imap: the version at once, else parse the options and run the check.
 
 Start-up is part of every check's cost, so this module imports nothing heavy:
-``--version`` never loads argparse, ``--help`` loads argparse but neither ssl nor
-nagiosplugin, and a check imports what its mode needs (see docs/performance.md).
+``--version`` never loads argparse, nor does a bare ``--help`` when the text that
+docs/generate.py wrote from the parser (helptext.py) is what argparse would print; a
+check imports what its mode needs (see docs/performance.md).
 
 Every way out is one line and a plugin exit code. A usage error is ``IMAP UNKNOWN -
 ...``; anything unforeseen reaches the last-resort handler below, which prints one
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 VERSION_FLAGS = (["-V"], ["--version"])
+HELP_FLAGS = (["-h"], ["--help"])
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -30,6 +32,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.stdout.write(f"{PROG} {__version__}\n")
         sys.stdout.flush()
         sys.exit(UNKNOWN)
+    if args in HELP_FLAGS:
+        _prebuilt_help()
     # Server text may hold anything; never die on printing it in a C locale.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
@@ -51,6 +55,22 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except BaseException as exc:  # the last resort: one line, never a traceback
         _line(f"IMAP UNKNOWN - internal error: {type(exc).__name__}: {_clean(str(exc))}")
     sys.exit(UNKNOWN)
+
+
+def _prebuilt_help() -> None:
+    """Print the shipped --help and exit, if argparse would lay it out the same way.
+
+    Building the 55-option parser only to format it is most of --help's cost. The text
+    is argparse's own at one width on one Python version (tests/test_docs.py checks it
+    against the live parser); anywhere else the parser formats it as usual.
+    """
+    from .helptext import HELP, PYTHON, WIDTH
+    from .text import help_width
+
+    if sys.version_info[:2] == PYTHON and help_width() == WIDTH:
+        sys.stdout.write(HELP)
+        sys.stdout.flush()
+        sys.exit(UNKNOWN)
 
 
 def _clean(text: str) -> str:

@@ -98,3 +98,41 @@ def argv_safe(text: str) -> str:
     passed on unchanged: a notification command gets the message as it was.
     """
     return text.replace("\0", "\ufffd") if "\0" in text else text
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def ip_text(value: str) -> str:
+    """ssl spells ::1 as 0:0:0:0:0:0:0:1; show ipaddress's compressed form, without
+    its import (~3 M instructions) for eight plain groups; IPv4-mapped addresses (their
+    form differs between Python versions) and anything else still go through it."""
+    if ":" not in value:
+        return value
+    groups = value.split(":")
+    if len(groups) == 8 and all(0 < len(g) <= 4 and _HEX.issuperset(g) for g in groups):
+        words = [int(g, 16) for g in groups]
+        if words[:6] != [0, 0, 0, 0, 0, 0xFFFF]:
+            return _compressed(words)
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return value
+
+
+def _compressed(words: list[int]) -> str:
+    """RFC 5952, as ipaddress does it: the first longest run of 2+ zero groups is ``::``."""
+    best_start, best_len, start = -1, 0, -1
+    for index, word in enumerate([*words, 1]):  # the sentinel ends a trailing run
+        if word == 0 and start < 0:
+            start = index
+        elif word != 0 and start >= 0:
+            if index - start > best_len:
+                best_start, best_len = start, index - start
+            start = -1
+    texts = [format(word, "x") for word in words]
+    if best_len < 2:
+        return ":".join(texts)
+    return f"{':'.join(texts[:best_start])}::{':'.join(texts[best_start + best_len :])}"

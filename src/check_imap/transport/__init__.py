@@ -16,7 +16,6 @@ import time
 from ..options import Target
 from ..protocol import Handshake, Outcome, Plan
 from ..steps import Step
-from ..tlsreasons import NO_AGREEMENT
 from .session import (
     CertificateError,
     Deadline,
@@ -26,13 +25,14 @@ from .session import (
     Session,
     charge,
 )
-from .tls import UNKNOWN_ISSUER, WEAK_CRYPTO, Contexts, explain, start_tls
 from .wire import close, connect, drive, fmt_addr, resolve
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
 if TYPE_CHECKING:
     import ssl
     from typing import Any
+
+    from .tls import Contexts
 
 __all__ = [
     "CertificateError",
@@ -47,8 +47,11 @@ __all__ = [
 def run(target: Target, plan: Plan) -> list[Session]:
     """One session, or one per address with --all-addresses, all in one deadline."""
     deadline = Deadline(target.timeout)
-    contexts = Contexts(target)
-    if target.encrypted:
+    contexts = None
+    if target.encrypted:  # ssl only for TLS: a plain check never imports it
+        from .tls import Contexts
+
+        contexts = Contexts(target)
         contexts.get("main")  # a bad --ca-file is a usage error, raised here, not in a thread
     if not target.all_addresses:
         return [_probe(target, contexts, plan, deadline, None, "")]
@@ -72,7 +75,7 @@ def run(target: Target, plan: Plan) -> list[Session]:
 
 def _concurrently(
     target: Target,
-    contexts: Contexts,
+    contexts: Contexts | None,
     plan: Plan,
     deadline: Deadline,
     infos: list[Any],
@@ -108,15 +111,19 @@ def _concurrently(
 
 def _probe(
     target: Target,
-    contexts: Contexts,
+    contexts: Contexts | None,
     plan: Plan,
     deadline: Deadline,
     infos: list[Any] | None,
     label: str,
 ) -> Session:
     """One address in full: the session, and the retries or probes that explain it."""
-    main = contexts.get("main") if target.encrypted else None
-    session = _session(target, main, plan, deadline, infos, label)
+    if contexts is None:  # plain: no TLS, so nothing to retry or explain
+        return _session(target, None, plan, deadline, infos, label)
+    from ..tlsreasons import NO_AGREEMENT
+    from .tls import UNKNOWN_ISSUER, WEAK_CRYPTO, explain
+
+    session = _session(target, contexts.get("main"), plan, deadline, infos, label)
     error = session.error
     if isinstance(error, CertificateError) and error.verify_code in WEAK_CRYPTO:
         session = _session(target, contexts.get("weak"), plan, deadline, infos, label)
@@ -163,6 +170,8 @@ def _session(
             charge(session, Step.RESOLVE, start)
         sock, session.address = connect(target, deadline, session, infos)
         if ctx is not None and target.tls:
+            from .tls import start_tls
+
             sock = start_tls(sock, ctx, target, deadline, session)
         drive(hs, sock, ctx, target, deadline, session)
     except NetworkError as exc:

@@ -28,6 +28,8 @@ from .session import (
 WEAK_CRYPTO = frozenset({66, 67, 68})
 # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT(_LOCALLY): with the hashed directory, try the bundle.
 UNKNOWN_ISSUER = frozenset({2, 20})
+# What a non-blocking read of a TLS socket raises when there is nothing to read yet.
+WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 def _hashed_dir(path: str | None) -> bool:

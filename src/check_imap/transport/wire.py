@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import time
 
 from ..options import Target, ip_family
 from ..protocol import Done, Handshake, Receive, Send, StartTLS
 from ..steps import Step, waiting
 from .session import Deadline, NetworkError, NetworkTimeout, Session, charge, strerror
-from .tls import start_tls
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms)
 if TYPE_CHECKING:
+    import ssl
     from typing import Any
 
 RECV_SIZE = 16 * 1024  # with the reader's line limit this bounds what a server makes us hold
@@ -96,10 +95,16 @@ def drive(
     deadline: Deadline,
     session: Session,
 ) -> None:
+    # ssl only with a TLS context: a plain check never imports it (~30 M instructions).
+    would_block: tuple[type[OSError], ...] = (BlockingIOError,)
+    if ctx is not None:
+        from .tls import WOULD_BLOCK, start_tls
+
+        would_block = WOULD_BLOCK
     while True:
         if hs.wants_to_write:
             # What arrived before we write is no reply to what we write (RFC 9051 §2.2.2).
-            drain(sock, hs)
+            drain(sock, hs, would_block)
         step = hs.step
         action = hs.next_action()
         start = time.monotonic()
@@ -118,8 +123,11 @@ def drive(
         charge(session, step, start)
 
 
-def drain(sock: socket.socket, hs: Handshake) -> None:
-    """Feed the handshake whatever is already readable, without waiting."""
+def drain(sock: socket.socket, hs: Handshake, would_block: tuple[type[OSError], ...]) -> None:
+    """Feed the handshake whatever is already readable, without waiting.
+
+    ``would_block`` holds ssl's SSLWantReadError/SSLWantWriteError on a TLS socket.
+    """
     sock.setblocking(False)
     try:
         while not hs.finished:
@@ -127,7 +135,7 @@ def drain(sock: socket.socket, hs: Handshake) -> None:
             hs.receive_data(data)
             if not data:
                 return
-    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+    except would_block:
         pass
     except OSError as exc:
         hs.connection_lost(lost(exc))
@@ -169,15 +177,20 @@ def receive(
 
 
 def lost(exc: OSError) -> str:
-    if (
-        isinstance(exc, ssl.SSLEOFError)
-        or getattr(exc, "reason", "") == "UNEXPECTED_EOF_WHILE_READING"
-    ):
-        return "closed without TLS close_notify"
+    # An ssl error has ssl's SSLError in its class's MRO, so ssl is loaded already;
+    # a plain check's errors must not import it (~30 M instructions).
+    if any(cls.__module__ == "ssl" for cls in type(exc).__mro__):
+        import ssl
+
+        if (
+            isinstance(exc, ssl.SSLEOFError)
+            or getattr(exc, "reason", "") == "UNEXPECTED_EOF_WHILE_READING"
+        ):
+            return "closed without TLS close_notify"
+        if isinstance(exc, ssl.SSLError):
+            return f"TLS error {exc.reason or exc}"
     if isinstance(exc, ConnectionResetError):
         return "reset by the server"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error {exc.reason or exc}"
     return strerror(exc)
 
 
