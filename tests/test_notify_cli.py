@@ -380,7 +380,7 @@ def test_status_table(n: Notifier) -> None:
 
 
 def test_console_script_is_installed(n: Notifier) -> None:
-    script = command("notify_on_change")  # the venv's, as pyproject's [project.scripts] made it
+    script = command("notify_on_change")  # the venv's, installed from scripts/notify_on_change
     result = subprocess.run(
         [script, "--state", "critical", "--key", "k", *n.command()],
         env=n.env(),

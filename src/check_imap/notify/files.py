@@ -100,6 +100,16 @@ class StateFile:
         if st.st_mode & 0o002:
             # Anyone could plant PATH-wal or PATH-shm as a link to a file of ours.
             raise StateError(f"refusing state directory {self.directory}: it is world-writable")
+        # What the path is comes first: "not a regular file" says more than "/dev is
+        # not writable" to a user who mistyped --state-file /dev/null.
+        try:
+            mode = os.lstat(self.path).st_mode
+        except OSError:
+            mode = stat.S_IFREG
+        if stat.S_ISLNK(mode):
+            raise StateError(f"refusing {self.path}: it is a symbolic link")
+        if not stat.S_ISREG(mode):
+            raise StateError(f"refusing {self.path}: not a regular file; left untouched")
         # Checked before the command runs: a send that cannot be recorded would repeat.
         if not os.access(self.directory, os.W_OK | os.X_OK):
             raise StateError(f"state directory {self.directory} is not writable")
