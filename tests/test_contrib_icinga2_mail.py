@@ -61,17 +61,11 @@ def test_debian_mail_script_behind_notify_on_change() -> None:
     try:
         bindir = d.install_commands(root)
         box = Mailbox(root)
-        code_file = root / "check.code"
-        code_file.write_text("2\n")
-        check = root / "fake_check"
-        check.write_text(
-            f"#!/bin/sh\ncode=$(cat '{code_file}')\necho \"FAKE state $code\"\nexit $code\n"
-        )
-        check.chmod(0o755)
+        check = d.FakeCheck(root)
         objects = f"""
 object CheckerComponent "checker" {{ }}
 object NotificationComponent "notification" {{ }}
-object CheckCommand "fake" {{ command = [ "{check}" ] }}
+object CheckCommand "fake" {{ command = [ "{check.script}" ] }}
 object User "icingaadmin" {{ email = "root@localhost" }}
 object Host "mail" {{
   check_command = "dummy"
@@ -96,18 +90,9 @@ object Notification "mail" {{
   interval = 1s
 }}
 """
-        config = icinga.write(
-            "icinga2.conf",
-            icinga.head()
-            + icinga.api_config()
-            + f'include "{d.CONTRIB / "icinga2" / "notifications.conf"}"\n'
-            + objects,
-        )
-        result = icinga.validate(config)
-        assert result.returncode == 0, result.stdout + result.stderr
         env = d.daemon_env(root)
         env["PATH"] = f"{box.bindir}:{env.get('PATH', '/usr/bin:/bin')}"
-        daemon = icinga.start(config, env)
+        daemon = icinga.start_notifying(objects, env)
 
         def describe() -> str:
             calls = (
@@ -122,7 +107,7 @@ object Notification "mail" {{
         d.wait_for(
             lambda: d.notifier_invocations(bindir) >= seen + 3, "3 re-notifications", 30, describe
         )
-        code_file.write_text("0\n")
+        check.set(0)
         d.wait_for(lambda: len(box.mails()) >= 2, "the RECOVERY mail", 60, describe)
         daemon.assert_running()
         mails = box.mails()

@@ -29,26 +29,10 @@ pytestmark = pytest.mark.daemons
 CONTRIB_STATE = "/var/lib/nagios/notify_on_change/state.db"
 
 
-class FakeCheck:
-    """A plugin whose exit code is the content of a file."""
-
-    def __init__(self, root: Path) -> None:
-        self.code_file = root / "check.code"
-        self.script = root / "fake_check"
-        self.script.write_text(
-            f"#!/bin/sh\ncode=$(cat '{self.code_file}')\necho \"FAKE state $code\"\nexit $code\n"
-        )
-        self.script.chmod(0o755)
-        self.set(2)
-
-    def set(self, code: int) -> None:
-        self.code_file.write_text(f"{code}\n")
-
-
 def _outage_twice(
     recorder: d.Recorder,
     bindir: Path,
-    check: FakeCheck,
+    check: d.FakeCheck,
     state_of: Callable[[int], float | None],
     describe: Callable[[], str],
 ) -> list[dict[str, object]]:
@@ -130,7 +114,7 @@ def test_nagios_second_outage_after_a_suppressed_recovery_is_delivered() -> None
     try:
         bindir = d.install_commands(root)
         recorder = d.make_recorder(root)
-        check = FakeCheck(root)
+        check = d.FakeCheck(root)
         text = (d.CONTRIB / "nagios" / "commands.cfg").read_text()
         text = d.substitute(text, d.INSTALL_PREFIX, f"{bindir}/", count=None)
         text = d.substitute(text, CONTRIB_STATE, str(root / "notify" / "state.db"), count=None)
@@ -174,7 +158,7 @@ def test_icinga2_second_outage_after_a_suppressed_recovery_is_delivered() -> Non
     try:
         bindir = d.install_commands(root)
         recorder = d.make_recorder(root)
-        check = FakeCheck(root)
+        check = d.FakeCheck(root)
         objects = f"""
 object CheckerComponent "checker" {{ }}
 object NotificationComponent "notification" {{ }}
@@ -203,16 +187,7 @@ object Notification "oncall" {{
   interval = 1s
 }}
 """
-        config = icinga.write(
-            "icinga2.conf",
-            icinga.head()
-            + icinga.api_config()
-            + f'include "{d.CONTRIB / "icinga2" / "notifications.conf"}"\n'
-            + objects,
-        )
-        result = icinga.validate(config)
-        assert result.returncode == 0, result.stdout + result.stderr
-        daemon = icinga.start(config, d.daemon_env(root))
+        daemon = icinga.start_notifying(objects, d.daemon_env(root))
 
         def state_of(code: int) -> float | None:
             daemon.assert_running()

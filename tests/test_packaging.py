@@ -109,30 +109,26 @@ def test_sdist_test_suite_collects_and_passes(dists: tuple[Path, Path], tmp_path
         else:
             tar.extractall(tmp_path)  # noqa: S202 - our own sdist, just built
     (root,) = tmp_path.iterdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    collected = re.search(r"^(\d+) tests? collected", result.stdout, re.M)
-    assert collected and int(collected.group(1)) > 300, result.stdout[-500:]
+
+    def pytest_in_sdist(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return result.stdout
+
+    collected = re.search(r"^(\d+) tests? collected", pytest_in_sdist("--collect-only"), re.M)
+    assert collected and int(collected.group(1)) > 300, collected
     # and its pure tests pass there: the protocol core's transcripts and the step table
     pure = ["tests/test_protocol.py", "tests/test_protocol_transcripts.py", "tests/test_steps.py"]
-    passed = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pure],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert passed.returncode == 0, passed.stdout[-3000:] + passed.stderr[-3000:]
-    count = re.search(r"^(\d+) passed", passed.stdout.splitlines()[-1])
-    assert count and int(count.group(1)) > 50, passed.stdout[-500:]
+    passed = pytest_in_sdist(*pure)
+    count = re.search(r"^(\d+) passed", passed.splitlines()[-1])
+    assert count and int(count.group(1)) > 50, passed[-500:]
 
 
 def test_wheel_installs_man_pages_and_contrib(dists: tuple[Path, Path]) -> None:

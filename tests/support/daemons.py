@@ -528,6 +528,23 @@ ICINGA2_API_USER = "root"
 ICINGA2_API_PASSWORD = "testbed-api"
 
 
+class FakeCheck:
+    """A plugin whose exit code is the content of a file (CRITICAL at first), so a test
+    turns a service CRITICAL and OK on cue."""
+
+    def __init__(self, root: Path) -> None:
+        self.code_file = root / "check.code"
+        self.script = root / "fake_check"
+        self.script.write_text(
+            f"#!/bin/sh\ncode=$(cat '{self.code_file}')\necho \"FAKE state $code\"\nexit $code\n"
+        )
+        self.script.chmod(0o755)
+        self.set(2)
+
+    def set(self, code: int) -> None:
+        self.code_file.write_text(f"{code}\n")
+
+
 class Icinga2:
     """An isolated Icinga 2 tree. Paths go in as -D defines (not LocalStateDir/RunDir:
     those are deprecated and re-derive the others under /var)."""
@@ -608,6 +625,19 @@ object FileLogger "main-log" {{
   severity = "notice"
 }}
 """
+
+    def start_notifying(self, objects: str, env: dict[str, str]) -> Daemon:
+        """Validate and start a config of ``objects`` with the contrib notifications.conf."""
+        config = self.write(
+            "icinga2.conf",
+            self.head()
+            + self.api_config()
+            + f'include "{CONTRIB / "icinga2" / "notifications.conf"}"\n'
+            + objects,
+        )
+        result = self.validate(config)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return self.start(config, env)
 
     def start(self, config: Path, env: dict[str, str]) -> Daemon:
         self.daemon = Daemon(
