@@ -62,34 +62,21 @@ def test_debian_mail_script_behind_notify_on_change() -> None:
         bindir = d.install_commands(root)
         box = Mailbox(root)
         check = d.FakeCheck(root)
-        objects = f"""
-object CheckerComponent "checker" {{ }}
-object NotificationComponent "notification" {{ }}
-object CheckCommand "fake" {{ command = [ "{check.script}" ] }}
-object User "icingaadmin" {{ email = "root@localhost" }}
-object Host "mail" {{
-  check_command = "dummy"
-  address = "127.0.0.1"
-  vars.notify_on_change_path = "{bindir}/notify_on_change"
-  vars.notify_on_change_state_file = "{root}/notify/state.db"
-}}
-object Service "imap" {{
-  host_name = "mail"
-  check_command = "fake"
-  check_interval = 1s
-  retry_interval = 1s
-  max_check_attempts = 1
-  enable_flapping = false
-}}
-object Notification "mail" {{
+        objects = (
+            check.icinga_objects(
+                bindir, f'  vars.notify_on_change_state_file = "{root}/notify/state.db"\n'
+            )
+            + """
+object Notification "mail" {
   host_name = "mail"
   service_name = "imap"
   command = "notify_on_change-mail-service"
   users = [ "icingaadmin" ]
   types = [ Problem, Recovery ]
   interval = 1s
-}}
+}
 """
+        )
         env = d.daemon_env(root)
         env["PATH"] = f"{box.bindir}:{env.get('PATH', '/usr/bin:/bin')}"
         daemon = icinga.start_notifying(objects, env)

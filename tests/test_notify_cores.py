@@ -159,34 +159,22 @@ def test_icinga2_second_outage_after_a_suppressed_recovery_is_delivered() -> Non
         bindir = d.install_commands(root)
         recorder = d.make_recorder(root)
         check = d.FakeCheck(root)
-        objects = f"""
-object CheckerComponent "checker" {{ }}
-object NotificationComponent "notification" {{ }}
-object CheckCommand "fake" {{ command = [ "{check.script}" ] }}
-object User "icingaadmin" {{ email = "root@localhost" }}
-object Host "mail" {{
-  check_command = "dummy"
-  address = "127.0.0.1"
-  vars.notify_on_change_path = "{bindir}/notify_on_change"
-  vars.notify_on_change_command = [ "{recorder.script}", "{{type}}", "{{key}}", "{{state}}" ]
-}}
-object Service "imap" {{
-  host_name = "mail"
-  check_command = "fake"
-  check_interval = 1s
-  retry_interval = 1s
-  max_check_attempts = 1
-  enable_flapping = false
-}}
-object Notification "oncall" {{
+        objects = (
+            check.icinga_objects(
+                bindir,
+                f'  vars.notify_on_change_command = [ "{recorder.script}", "{{type}}", "{{key}}", "{{state}}" ]\n',
+            )
+            + """
+object Notification "oncall" {
   host_name = "mail"
   service_name = "imap"
   command = "notify_on_change"
   users = [ "icingaadmin" ]
   types = [ Problem ]
   interval = 1s
-}}
+}
 """
+        )
         daemon = icinga.start_notifying(objects, d.daemon_env(root))
 
         def state_of(code: int) -> float | None:

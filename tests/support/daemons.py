@@ -544,6 +544,29 @@ class FakeCheck:
     def set(self, code: int) -> None:
         self.code_file.write_text(f"{code}\n")
 
+    def icinga_objects(self, bindir: Path, host_vars: str = "") -> str:
+        """Icinga 2's checker and notifier, the user to notify, and the Host "mail" with
+        Service "imap" on this check (every second), notify_on_change from ``bindir``."""
+        return f"""
+object CheckerComponent "checker" {{ }}
+object NotificationComponent "notification" {{ }}
+object CheckCommand "fake" {{ command = [ "{self.script}" ] }}
+object User "icingaadmin" {{ email = "root@localhost" }}
+object Host "mail" {{
+  check_command = "dummy"
+  address = "127.0.0.1"
+  vars.notify_on_change_path = "{bindir}/notify_on_change"
+{host_vars}}}
+object Service "imap" {{
+  host_name = "mail"
+  check_command = "fake"
+  check_interval = 1s
+  retry_interval = 1s
+  max_check_attempts = 1
+  enable_flapping = false
+}}
+"""
+
 
 class Icinga2:
     """An isolated Icinga 2 tree. Paths go in as -D defines (not LocalStateDir/RunDir:
