@@ -279,7 +279,8 @@ def test_tolerated_logout_endings_are_ok(
     assert_line(
         result, rc, rf"IMAP OK - 127\.0\.0\.1:{srv.port} answered in {NUM}s, {summary} {PERF}"
     )
-    assert result.elapsed < max_seconds
+    assert result.seconds() < max_seconds, result.first_line  # no wait for a reply
+    assert result.elapsed < max_seconds + 5
 
 
 @pytest.mark.parametrize(
@@ -296,7 +297,8 @@ def test_bad_logout_replies_are_warning(
     with serve(greet_then(logout)) as srv:  # type: ignore[arg-type]
         result = check(srv.port)
     assert_line(result, 1, rf"IMAP WARNING - 127\.0\.0\.1:{srv.port}: {problem} {PERF}")
-    assert min_s <= result.elapsed < max_s
+    assert min_s <= result.seconds() < max_s - 0.5, result.first_line
+    assert result.elapsed < max_s + 5
 
 
 @pytest.mark.parametrize(
@@ -364,7 +366,9 @@ def test_tls_logout_endings_are_ok(pki: Pki, logout: object, summary: str) -> No
         0,
         rf"IMAP OK - localhost:{srv.port} answered in {NUM}s, TLSv1\.3, {CERT}, {summary} {PERF_TLS}",
     )
-    assert result.elapsed < 1.5  # Courier keeps TCP open after close_notify: we must not wait
+    # Courier keeps TCP open after close_notify: we must not wait for it to close.
+    assert result.seconds("time_logout") < 1.0, result.first_line
+    assert result.elapsed < 6.5
 
 
 # ----------------------------------------------------------------- TLS and STARTTLS

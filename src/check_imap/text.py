@@ -44,7 +44,12 @@ def add_secret(password: str, user: str = "") -> None:
 
 
 def redact(text: str) -> str:
-    return _pattern[0].sub(REDACTED, text) if _pattern else text
+    """Every secret becomes REDACTED; a REDACTED already there is left whole, so that a
+    second pass (the output boundary runs one) cannot eat into it when the password is
+    part of the marker ("act")."""
+    if not _pattern:
+        return text
+    return REDACTED.join(_pattern[0].sub(REDACTED, part) for part in text.split(REDACTED))
 
 
 def sanitize(data: str | bytes, limit: int = LIMIT) -> str:

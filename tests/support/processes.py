@@ -39,6 +39,17 @@ class Run:
     def lines(self) -> list[str]:
         return self.out.splitlines()
 
+    def seconds(self, metric: str = "time") -> float:
+        """A time the plugin reported in its perfdata (``time`` is the whole session).
+
+        Measured inside the check, it leaves out the interpreter's start-up, which a
+        busy machine can stretch by a second: the bound a test means is on this."""
+        for item in self.perfdata[2:].split():
+            label, _, value = item.partition("=")
+            if label == metric:
+                return float(value.split(";", 1)[0].rstrip("s"))
+        raise AssertionError(f"no {metric} in the perfdata: {self.first_line}")
+
     @property
     def perfdata(self) -> str:
         """``| perfdata`` from the first line (where it is at every -v), or ""."""

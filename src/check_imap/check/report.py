@@ -32,8 +32,9 @@ def render(check: nagiosplugin.Check, verbose: int) -> str:
 
     The perfdata stays on the first line at every -v (the plugin guidelines allow long
     text after it), so a consumer that keeps only the first line or cuts the output
-    (NRPE: 1 KiB) still gets it. Each line passes ``sanitize`` once more, unbounded, so
-    no server text, ``|`` or password reaches stdout whatever a caller forgot.
+    (NRPE: 1 KiB) still gets it. Each text line passes ``sanitize`` once more,
+    unbounded, so no server text, ``|`` or password reaches stdout whatever a caller
+    forgot; the perfdata is built from our own labels (``mailpolicy``) and numbers.
     """
     line = f"{check.name} {str(check.state).upper()} - {clean(check.summary_str)}"
     if check.perfdata:
