@@ -33,4 +33,6 @@ def test_a_second_pass_leaves_the_marker_whole() -> None:
 
 
 def test_pipe_and_control_characters_never_pass() -> None:
-    assert text.sanitize("evil|time=99s \x07\x1b[2J\r\nbanner", 300) == "evil/time=99s ??[2J??banner"
+    assert (
+        text.sanitize("evil|time=99s \x07\x1b[2J\r\nbanner", 300) == "evil/time=99s ??[2J??banner"
+    )
