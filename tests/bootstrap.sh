@@ -78,6 +78,12 @@ install_packages() {  # WHO PACKAGES
 }
 
 make_venv() {  # PIP-SPEC: build .venv (or $VENV) with $PYTHON and install the project
+    # Debian's own python3 when it can make a venv: the tests and the benchmarks then run
+    # on what Debian users run, and the nagios user can execute it (a pyenv under /root
+    # it cannot). PYTHON=... overrides; elsewhere, python3.
+    if [ -z "${PYTHON:-}" ] && /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        PYTHON=/usr/bin/python3
+    fi
     PYTHON=${PYTHON:-python3}
     VENV=${VENV:-.venv}
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
