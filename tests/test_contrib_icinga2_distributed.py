@@ -206,7 +206,9 @@ object Host "{AGENT}" {{
         assert all(code == 0 for code in codes.values()), f"{codes}\n{report}"
 
 
-def result_from_agent(cluster: Cluster, since: float = 0.0, name: str = SERVICE) -> dict[str, Any]:
+def result_from_agent(
+    cluster: Cluster, since: float = 0.0, name: str = SERVICE, timeout: float = START_TIMEOUT
+) -> dict[str, Any]:
     """The IMAP service once its latest result is check_imap's, run by the agent after
     ``since``. Before the agent has the synced CheckCommand it answers UNKNOWN "Check
     command 'check_imap' does not exist": that is not the plugin's result yet."""
@@ -217,7 +219,10 @@ def result_from_agent(cluster: Cluster, since: float = 0.0, name: str = SERVICE)
         ran = lcr.get("check_source") == AGENT and lcr.get("output", "").startswith("IMAP ")
         return service if ran and lcr["execution_start"] > since else None
 
-    return d.wait_for(probe, f"{name} checked by {AGENT}", START_TIMEOUT, cluster.describe)
+    def describe() -> str:
+        return f"{name}: {cluster.service(name)}\n{cluster.describe()}"
+
+    return d.wait_for(probe, f"{name} checked by {AGENT}", timeout, describe)
 
 
 def assert_plugin_ok(cluster: Cluster, service: dict[str, Any]) -> None:
@@ -246,7 +251,11 @@ def test_agent_verifies_the_certificate_for_the_real_name(cluster: Cluster) -> N
     """The certificate names only imap.test; the agent connects to 127.0.0.1 and
     passes the name on (check_imap_sni), so the TLS check is OK on the agent."""
     main = cluster.bed.named
-    lcr = result_from_agent(cluster, name=f"{AGENT}!imaps")["last_check_result"]
+    name = f"{AGENT}!imaps"
+    result_from_agent(cluster)  # the cluster is up and the agent has the CheckCommand
+    since = time.time()
+    cluster.check_now(name)
+    lcr = result_from_agent(cluster, since, name, timeout=2 * START_TIMEOUT)["last_check_result"]
     assert (lcr["exit_status"], lcr["check_source"]) == (0, AGENT), lcr
     assert re.match(
         rf"IMAP OK - {re.escape(main.host)}:{main.tls_port} answered in {NUM}s, TLSv1\.3, "
