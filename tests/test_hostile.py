@@ -267,7 +267,7 @@ def test_a_reply_before_the_command_is_not_its_reply() -> None:
 
 
 def test_greeted_then_closed_is_a_warning() -> None:
-    with serve(lambda conn: conn.send(b"* OK hi\r\n")) as srv:
+    with serve(lambda conn: conn.send_and_close(b"* OK hi\r\n")) as srv:
         result = check(srv.port)
     expect(
         result,

@@ -33,6 +33,15 @@ class Conn:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def send_and_close(self, data: bytes) -> None:
+        """``data`` and the FIN in one TCP segment (corked), so the client sees the end
+        together with the data: what "greeted, then closed" means, without a race
+        against the client's next write on a busy machine."""
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        self.sock.sendall(data)
+        self.sock.shutdown(socket.SHUT_WR)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+
     def readline(self) -> bytes:
         while b"\n" not in self.buf:
             data = self.sock.recv(4096)
