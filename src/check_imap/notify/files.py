@@ -100,19 +100,6 @@ class StateFile:
         if st.st_mode & 0o002:
             # Anyone could plant PATH-wal or PATH-shm as a link to a file of ours.
             raise StateError(f"refusing state directory {self.directory}: it is world-writable")
-        # What the path is comes first: "not a regular file" says more than "/dev is
-        # not writable" to a user who mistyped --state-file /dev/null.
-        try:
-            mode = os.lstat(self.path).st_mode
-        except OSError:
-            mode = stat.S_IFREG
-        if stat.S_ISLNK(mode):
-            raise StateError(f"refusing {self.path}: it is a symbolic link")
-        if not stat.S_ISREG(mode):
-            raise StateError(f"refusing {self.path}: not a regular file; left untouched")
-        # Checked before the command runs: a send that cannot be recorded would repeat.
-        if not os.access(self.directory, os.W_OK | os.X_OK):
-            raise StateError(f"state directory {self.directory} is not writable")
 
     def open(self, now: float, warn: "Callable[[str], None]", legacy: "str | None" = None) -> None:
         """Open our database at the path, creating it, or importing a version-1 JSON file
@@ -120,6 +107,13 @@ class StateFile:
         self.prepare()
         for _ in range(8):  # another run may be creating or importing at the same time
             fd, st, head = self._inspect(self.path)
+            # After the path is judged ("refusing /dev/null: not a regular file" says more
+            # than "/dev is not writable"), before the command runs: a send that cannot be
+            # recorded would repeat.
+            if not os.access(self.directory, os.W_OK | os.X_OK):
+                if fd >= 0:
+                    os.close(fd)
+                raise StateError(f"state directory {self.directory} is not writable")
             if fd < 0:
                 from check_imap.notify import create
 
